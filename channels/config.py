@@ -1,0 +1,87 @@
+"""Scenario section ``channel``: path loss, fading, noise, bandwidth budgets and the allocator."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FreeSpaceConfig(_Frozen):
+    kind: Literal["free_space"]
+    carrier_hz: PositiveFloat = 2.4e9
+    shadowing_std_db: NonNegativeFloat = 0.0
+
+
+class LogDistanceConfig(_Frozen):
+    kind: Literal["log_distance"]
+    exponent: PositiveFloat = 3.0
+    ref_distance_m: PositiveFloat = 1.0
+    ref_loss_db: float = 40.0
+    shadowing_std_db: NonNegativeFloat = 8.0
+
+
+class Macro3GPPConfig(_Frozen):
+    """``128.1 + 37.6 log10(d_km)`` dB with log-normal shadowing (8 dB in TR 36.814)."""
+
+    kind: Literal["macro_3gpp"]
+    shadowing_std_db: NonNegativeFloat = 8.0
+
+
+PathLossConfig = Annotated[
+    FreeSpaceConfig | LogDistanceConfig | Macro3GPPConfig, Field(discriminator="kind")
+]
+
+
+class NoFadingConfig(_Frozen):
+    kind: Literal["none"]
+
+
+class RayleighConfig(_Frozen):
+    kind: Literal["rayleigh"]
+    coherence_s: PositiveFloat = 1.0
+
+
+class RicianConfig(_Frozen):
+    kind: Literal["rician"]
+    k_factor: NonNegativeFloat = 3.0
+    coherence_s: PositiveFloat = 1.0
+
+
+FadingConfig = Annotated[
+    NoFadingConfig | RayleighConfig | RicianConfig, Field(discriminator="kind")
+]
+
+
+class EqualShareConfig(_Frozen):
+    kind: Literal["equal_share"]
+
+
+class ProportionalConfig(_Frozen):
+    kind: Literal["proportional"]
+
+
+class MinMaxLatencyConfig(_Frozen):
+    """Minimise the slowest device's round latency: cvxpy, or the exact Lambert-W bisection."""
+
+    kind: Literal["minmax_latency"]
+    solver: Literal["cvxpy", "bisection"] = "cvxpy"
+
+
+AllocatorConfig = Annotated[
+    EqualShareConfig | ProportionalConfig | MinMaxLatencyConfig, Field(discriminator="kind")
+]
+
+
+class ChannelConfig(_Frozen):
+    pathloss: PathLossConfig = Macro3GPPConfig(kind="macro_3gpp")
+    fading: FadingConfig = RayleighConfig(kind="rayleigh")
+    noise_psd_dbm_per_hz: float = -174.0
+    uplink_bandwidth_hz: PositiveFloat = 1e6
+    downlink_bandwidth_hz: PositiveFloat = 10e6
+    server_tx_power_dbm: float = 43.0
+    allocator: AllocatorConfig = MinMaxLatencyConfig(kind="minmax_latency")

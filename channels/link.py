@@ -1,0 +1,69 @@
+"""A radio link direction (uplink or downlink): gain, SNR and Shannon rate under FDMA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from channels.fading import FadingModel
+from channels.pathloss import PathLoss
+from channels.shadowing import Shadowing
+from channels.units import db_to_linear, dbm_to_w
+
+
+@dataclass(frozen=True)
+class Link:
+    """Path loss x shadowing x block fading, with thermal noise ``N0 * bandwidth``.
+
+    Each device has one uplink and one downlink ``Link`` object shared by all devices of that
+    direction; ``link_ids`` are device ids. Fading of the two directions is independent (FDD)
+    while path loss and shadowing are shared (reciprocal).
+    """
+
+    pathloss: PathLoss
+    shadowing: Shadowing
+    fading: FadingModel
+    noise_psd_dbm_per_hz: float
+
+    @property
+    def noise_psd_w_per_hz(self) -> float:
+        return float(dbm_to_w(self.noise_psd_dbm_per_hz))
+
+    def power_gain(self, *, link_ids: ArrayLike, distance_m: ArrayLike, t_s: float):
+        """Channel power gain h, ndarray [n] linear (path loss, shadowing and fading)."""
+        loss_db = self.pathloss.loss_db(distance_m) + self.shadowing.offset_db(link_ids)
+        return db_to_linear(-loss_db) * self.fading.power_gain(link_ids, t_s)
+
+    def gamma_hz(self, *, link_ids, distance_m, tx_power_dbm, t_s: float) -> NDArray[np.float64]:
+        """SNR per unit bandwidth ``p h / N0``, ndarray [n] Hz.
+
+        The SNR at bandwidth b is ``gamma_hz / b``; allocators work with this term.
+        """
+        gain = self.power_gain(link_ids=link_ids, distance_m=distance_m, t_s=t_s)
+        return dbm_to_w(tx_power_dbm) * gain / self.noise_psd_w_per_hz
+
+    def snr_linear(self, *, link_ids, distance_m, tx_power_dbm, bandwidth_hz, t_s: float):
+        """Received SNR ``p h / (N0 b)``, ndarray [n] linear."""
+        gamma = self.gamma_hz(
+            link_ids=link_ids, distance_m=distance_m, tx_power_dbm=tx_power_dbm, t_s=t_s
+        )
+        with np.errstate(divide="ignore"):
+            return gamma / np.asarray(bandwidth_hz, dtype=float)
+
+    def rate_bps(self, *, link_ids, distance_m, tx_power_dbm, bandwidth_hz, t_s: float):
+        """Shannon rate ``b log2(1 + p h / (N0 b))``, ndarray [n] bit/s (0 where b = 0)."""
+        gamma = self.gamma_hz(
+            link_ids=link_ids, distance_m=distance_m, tx_power_dbm=tx_power_dbm, t_s=t_s
+        )
+        return shannon_rate_bps(np.asarray(bandwidth_hz, dtype=float), gamma)
+
+
+def shannon_rate_bps(bandwidth_hz: ArrayLike, gamma_hz: ArrayLike) -> NDArray[np.float64]:
+    """``b log2(1 + gamma / b)`` with the limit 0 at b = 0. Works in any consistent unit."""
+    b = np.asarray(bandwidth_hz, dtype=float)
+    g = np.asarray(gamma_hz, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = b * np.log2(1.0 + g / b)
+    return np.where(b > 0, np.nan_to_num(rate, nan=0.0), 0.0)

@@ -1,0 +1,1 @@
+"""What a device is, and how long and how much energy its work takes. No simpy, no torch."""

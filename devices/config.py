@@ -1,0 +1,100 @@
+"""Scenario section ``devices``: how many, how fast, how powerful, where, and when online."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Uniform(_Frozen):
+    """Uniform on [low, high]."""
+
+    dist: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        return self
+
+
+class LogNormal(_Frozen):
+    """Log-normal with the given median and log-space standard deviation ``sigma``."""
+
+    dist: Literal["lognormal"]
+    median: PositiveFloat
+    sigma: float = Field(ge=0)
+
+
+class Choice(_Frozen):
+    """One of ``values``, with optional ``weights`` (normalised)."""
+
+    dist: Literal["choice"]
+    values: list[float] = Field(min_length=1)
+    weights: list[Annotated[float, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _weights_match(self):
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError(
+                    f"weights has {len(self.weights)} entries but values has {len(self.values)}"
+                )
+            if sum(self.weights) <= 0:
+                raise ValueError("weights must not all be zero")
+        return self
+
+
+Distribution = Annotated[Uniform | LogNormal | Choice, Field(discriminator="dist")]
+# A plain number means every device gets that value.
+Quantity = float | Distribution
+
+
+class DiscPlacement(_Frozen):
+    """Uniform over the area of an annulus around the server."""
+
+    kind: Literal["disc"]
+    radius_m: PositiveFloat
+    min_radius_m: float = Field(default=10.0, ge=0)
+
+
+class SquarePlacement(_Frozen):
+    """Uniform over a square of side ``side_m`` centred on the server."""
+
+    kind: Literal["square"]
+    side_m: PositiveFloat
+
+
+Placement = Annotated[DiscPlacement | SquarePlacement, Field(discriminator="kind")]
+
+
+class AlwaysOnConfig(_Frozen):
+    kind: Literal["always_on"]
+
+
+class MarkovConfig(_Frozen):
+    """Markov on/off: exponential online and offline periods with these means (s)."""
+
+    kind: Literal["markov"]
+    mean_online_s: PositiveFloat
+    mean_offline_s: PositiveFloat
+
+
+AvailabilityConfig = Annotated[AlwaysOnConfig | MarkovConfig, Field(discriminator="kind")]
+
+
+class DevicesConfig(_Frozen):
+    count: PositiveInt
+    cpu_hz: Quantity = Field(default=1e9, description="CPU frequency, Hz")
+    cycles_per_sample: Quantity = Field(default=2e4, description="cycles per training sample")
+    tx_power_dbm: Quantity = 23.0
+    kappa: Quantity = 1e-28
+    placement: Placement = DiscPlacement(kind="disc", radius_m=500.0)
+    availability: AvailabilityConfig = AlwaysOnConfig(kind="always_on")

@@ -1,0 +1,70 @@
+"""Draw a heterogeneous device population from the ``devices`` scenario section."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from devices.availability import AlwaysOn, Availability, MarkovOnOff
+from devices.config import (
+    Choice,
+    DevicesConfig,
+    DiscPlacement,
+    LogNormal,
+    MarkovConfig,
+    Quantity,
+    Uniform,
+)
+from devices.spec import Population
+
+RngFor = Callable[[str], np.random.Generator]
+
+
+def draw_quantity(q: Quantity, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n draws of a configured quantity, ndarray [n]."""
+    if isinstance(q, int | float):
+        return np.full(n, float(q))
+    if isinstance(q, Uniform):
+        return rng.uniform(q.low, q.high, size=n)
+    if isinstance(q, LogNormal):
+        return q.median * np.exp(q.sigma * rng.standard_normal(n))
+    if isinstance(q, Choice):
+        p = None if q.weights is None else np.asarray(q.weights) / np.sum(q.weights)
+        return rng.choice(np.asarray(q.values, dtype=float), size=n, p=p)
+    raise TypeError(f"unknown quantity {q!r}")
+
+
+def draw_positions_m(cfg: DevicesConfig, rng: np.random.Generator) -> np.ndarray:
+    """Positions relative to the server, ndarray [n, 2] m."""
+    n = cfg.count
+    p = cfg.placement
+    if isinstance(p, DiscPlacement):
+        # Uniform over the annulus area: r^2 uniform on [r0^2, R^2].
+        r0 = min(p.min_radius_m, p.radius_m)
+        r = np.sqrt(rng.uniform(r0**2, p.radius_m**2, size=n))
+        theta = rng.uniform(0.0, 2.0 * np.pi, size=n)
+        return np.column_stack([r * np.cos(theta), r * np.sin(theta)])
+    return rng.uniform(-p.side_m / 2.0, p.side_m / 2.0, size=(n, 2))
+
+
+def make_population(cfg: DevicesConfig, rng_for: RngFor) -> Population:
+    """Population of ``cfg.count`` devices; each attribute uses its own stream ``rng_for(name)``.
+
+    Separate streams mean that changing, say, the CPU distribution leaves positions unchanged.
+    """
+    n = cfg.count
+    return Population(
+        cpu_hz=draw_quantity(cfg.cpu_hz, n, rng_for("cpu_hz")),
+        cycles_per_sample=draw_quantity(cfg.cycles_per_sample, n, rng_for("cycles_per_sample")),
+        tx_power_dbm=draw_quantity(cfg.tx_power_dbm, n, rng_for("tx_power_dbm")),
+        position_m=draw_positions_m(cfg, rng_for("placement")),
+        kappa=draw_quantity(cfg.kappa, n, rng_for("kappa")),
+    )
+
+
+def make_availability(cfg: DevicesConfig) -> Availability:
+    a = cfg.availability
+    if isinstance(a, MarkovConfig):
+        return MarkovOnOff(a.mean_online_s, a.mean_offline_s)
+    return AlwaysOn()

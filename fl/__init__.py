@@ -1,0 +1,1 @@
+"""Models, datasets, partitions, local training and FL algorithms (torch; no simpy)."""

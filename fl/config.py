@@ -1,0 +1,131 @@
+"""Scenario sections ``data``, ``model``, ``training`` and ``strategy``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IIDPartition(_Frozen):
+    kind: Literal["iid"]
+
+
+class DirichletPartition(_Frozen):
+    """Label proportions per device ~ Dirichlet(alpha): small alpha = strongly non-IID."""
+
+    kind: Literal["dirichlet"]
+    alpha: PositiveFloat = 0.5
+    min_samples: PositiveInt = 2
+
+
+class ShardsPartition(_Frozen):
+    """Sort by label, cut into ``shards_per_device * devices`` shards, deal them out."""
+
+    kind: Literal["shards"]
+    shards_per_device: PositiveInt = 2
+
+
+Partition = Annotated[
+    IIDPartition | DirichletPartition | ShardsPartition, Field(discriminator="kind")
+]
+
+
+class DigitsData(_Frozen):
+    """scikit-learn's bundled handwritten digits: 1,797 8x8 images, 10 classes."""
+
+    kind: Literal["digits"]
+    partition: Partition = DirichletPartition(kind="dirichlet")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+
+class SyntheticData(_Frozen):
+    """FedProx-style synthetic(alpha, beta): each device has its own model and input law."""
+
+    kind: Literal["synthetic"]
+    alpha: NonNegativeFloat = 1.0
+    beta: NonNegativeFloat = 1.0
+    dim: PositiveInt = 60
+    num_classes: PositiveInt = 10
+    samples_median: PositiveInt = 100
+    samples_sigma: NonNegativeFloat = 0.5
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+
+DataConfig = Annotated[DigitsData | SyntheticData, Field(discriminator="kind")]
+
+
+class MLPConfig(_Frozen):
+    kind: Literal["mlp"]
+    hidden: list[PositiveInt] = [64]
+
+
+class CNNConfig(_Frozen):
+    """Two conv(3x3)-ReLU-maxpool(2) blocks and a linear head; image data only."""
+
+    kind: Literal["cnn"]
+    channels: tuple[PositiveInt, PositiveInt] = (8, 16)
+
+
+ModelConfig = Annotated[MLPConfig | CNNConfig, Field(discriminator="kind")]
+
+
+class TrainingConfig(_Frozen):
+    """Local SGD. ``mode: none`` (or ``training: none``) is the systems-only mode.
+
+    Work per round is either ``local_steps`` mini-batches (every device processes
+    ``local_steps * batch_size`` samples) or ``local_epochs`` passes over its own data.
+    """
+
+    mode: Literal["full", "none"] = "full"
+    local_steps: PositiveInt | None = 10
+    local_epochs: PositiveInt | None = None
+    batch_size: PositiveInt = 16
+    lr: PositiveFloat = 0.05
+    eval_every: PositiveInt = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        # `training: none` / `training: full` are accepted as shorthands for the mode.
+        if isinstance(value, str):
+            return {"mode": value}
+        if isinstance(value, dict) and value.get("local_epochs") is not None:
+            value = {**value, "local_steps": value.get("local_steps")}
+        return value
+
+    @model_validator(mode="after")
+    def _one_work_unit(self):
+        if (self.local_steps is None) == (self.local_epochs is None):
+            raise ValueError("set exactly one of local_steps and local_epochs")
+        return self
+
+
+class FedAvgConfig(_Frozen):
+    """FedAvg (McMahan et al., 2017). Cohort: ``clients_per_round`` or ``fraction`` of online."""
+
+    kind: Literal["fedavg"]
+    clients_per_round: PositiveInt | None = None
+    fraction: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _at_most_one(self):
+        if self.clients_per_round is not None and self.fraction is not None:
+            raise ValueError("set at most one of clients_per_round and fraction")
+        return self
+
+
+# One algorithm so far; later ones join this union with a `kind` discriminator.
+StrategyConfig = FedAvgConfig

@@ -1,0 +1,71 @@
+"""Build fl objects from the scenario's ``data``, ``training`` and ``strategy`` sections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from fl.config import (
+    DataConfig,
+    DigitsData,
+    DirichletPartition,
+    IIDPartition,
+    Partition,
+    StrategyConfig,
+    TrainingConfig,
+)
+from fl.datasets import FederatedData, digits_pool, synthetic_fedprox
+from fl.partition import partition_dirichlet, partition_iid, partition_shards
+from fl.strategies.base import Strategy
+from fl.strategies.fedavg import FedAvg
+from fl.training import LocalWork
+
+RngFor = Callable[[str], np.random.Generator]
+
+DIGITS_SHAPE = (1, 8, 8)
+
+
+def data_signature(cfg: DataConfig) -> tuple[tuple[int, ...], int]:
+    """(input_shape, num_classes) without loading the data (systems-only runs need the model)."""
+    if isinstance(cfg, DigitsData):
+        return DIGITS_SHAPE, 10
+    return (cfg.dim,), cfg.num_classes
+
+
+def partition(cfg: Partition, labels: np.ndarray, num_devices: int, rng: np.random.Generator):
+    """Index lists per device. Raises ValueError when the data cannot be split as asked."""
+    if isinstance(cfg, IIDPartition):
+        return partition_iid(len(labels), num_devices, rng)
+    if isinstance(cfg, DirichletPartition):
+        return partition_dirichlet(labels, num_devices, cfg.alpha, rng, cfg.min_samples)
+    return partition_shards(labels, num_devices, cfg.shards_per_device, rng)
+
+
+def make_data(cfg: DataConfig, num_devices: int, rng_for: RngFor) -> FederatedData:
+    """Load and split the configured data set across ``num_devices`` devices."""
+    if isinstance(cfg, DigitsData):
+        train_x, train_y, test_x, test_y = digits_pool(cfg.test_fraction, rng_for("data_split"))
+        parts = partition(cfg.partition, train_y.numpy(), num_devices, rng_for("partition"))
+        return FederatedData(train_x, train_y, parts, test_x, test_y, 10)
+    return synthetic_fedprox(
+        num_devices=num_devices,
+        alpha=cfg.alpha,
+        beta=cfg.beta,
+        dim=cfg.dim,
+        num_classes=cfg.num_classes,
+        samples_median=cfg.samples_median,
+        samples_sigma=cfg.samples_sigma,
+        test_fraction=cfg.test_fraction,
+        rng=rng_for("synthetic"),
+    )
+
+
+def make_local_work(cfg: TrainingConfig) -> LocalWork:
+    return LocalWork(
+        batch_size=cfg.batch_size, lr=cfg.lr, steps=cfg.local_steps, epochs=cfg.local_epochs
+    )
+
+
+def make_strategy(cfg: StrategyConfig) -> Strategy:
+    return FedAvg(clients_per_round=cfg.clients_per_round, fraction=cfg.fraction)

@@ -1,0 +1,1 @@
+"""FL algorithms, one per file. Each decides *what* is computed, never *when*."""

@@ -1,0 +1,162 @@
+"""The ``wedge`` command line: ``wedge run`` and ``wedge validate``.
+
+Exit codes: 0 success, 1 the run finished but reported a problem (diverged), 2 bad input
+(scenario file, overrides, or arguments). Bad input never prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_RUN_PROBLEM, EXIT_BAD_INPUT = 0, 1, 2
+
+_COLUMNS = [
+    ("version", "ver", "{:d}"),
+    ("time_s", "time s", "{:.2f}"),
+    ("round_latency_s", "round s", "{:.3f}"),
+    ("compute_s", "compute", "{:.3f}"),
+    ("uplink_s", "uplink", "{:.3f}"),
+    ("downlink_s", "downlink", "{:.3f}"),
+    ("wait_s", "wait", "{:.3f}"),
+    ("n_delivered", "done", "{:d}"),
+    ("n_failed", "fail", "{:d}"),
+    ("accuracy", "acc", "{:.3f}"),
+    ("loss", "loss", "{:.3f}"),
+]
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+def _row_line(row: dict) -> str:
+    return "".join(f"{_cell(row[k], f):>10}" for k, _, f in _COLUMNS)
+
+
+def _header_line() -> str:
+    return "".join(f"{title:>10}" for _, title, _ in _COLUMNS)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from simulator.errors import ScenarioError
+    from simulator.loader import load_scenario
+    from simulator.runner import run
+
+    err = Console(stderr=True)
+    out = Console(highlight=False, soft_wrap=True)
+    try:
+        scenario = load_scenario(args.scenario, args.set or [])
+    except ScenarioError as exc:
+        err.print(exc.format(), markup=False, highlight=False)
+        return EXIT_BAD_INPUT
+    rounds = scenario.simulation.rounds
+    every = args.every or (1 if rounds <= 100 else rounds // 50)
+    out.print(
+        f"wedge: {scenario.name} ({scenario.devices.count} devices, {rounds} rounds, "
+        f"{'systems-only' if scenario.systems_only else 'training'})"
+    )
+    if not args.quiet:
+        out.print(_header_line())
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=args.quiet or not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("rounds", total=rounds)
+
+        def on_version(row: dict) -> None:
+            progress.advance(task)
+            if not args.quiet and (row["version"] % every == 0 or row["version"] == rounds):
+                # Above a live progress bar rows must go through its console to stay readable.
+                console = progress.console if err.is_terminal else out
+                console.print(_row_line(row), markup=False, highlight=False)
+
+        try:
+            result = run(
+                scenario,
+                out_root=args.out,
+                csv=args.csv,
+                on_version=on_version,
+                source=str(args.scenario),
+            )
+        except ScenarioError as exc:
+            err.print(exc.format(), markup=False, highlight=False)
+            return EXIT_BAD_INPUT
+    s = result.summary
+    acc = "-" if s["final_accuracy"] is None else f"{s['final_accuracy']:.3f}"
+    out.print(
+        f"status {s['status']}: {s['versions']} versions in {s['virtual_time_s']:.2f} s virtual "
+        f"time, final accuracy {acc}, {s['events']} events, {s['wall_time_s']:.2f} s wall"
+    )
+    for note in s["notes"][:10]:
+        out.print(f"note: {note}", markup=False)
+    if result.out_dir is not None:
+        out.print(f"results: {result.out_dir}")
+    return EXIT_RUN_PROBLEM if s["status"] == "diverged" else EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from simulator.errors import ScenarioError
+    from simulator.loader import load_scenario
+
+    bad = 0
+    for path in args.files:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            bad += 1
+            print(exc.format(), file=sys.stderr)
+            continue
+        print(f"{path}: ok ({scenario.name}, {scenario.devices.count} devices)")
+    return EXIT_BAD_INPUT if bad else EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2 too; keep its one-line message
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="wedge", description="Simulate federated learning over wireless edge networks."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p_run = sub.add_parser("run", help="run a scenario and write runs/<name>-<hash>/")
+    p_run.add_argument("scenario", type=Path, help="scenario YAML file")
+    p_run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY.PATH=VALUE",
+        help="override a field, e.g. --set channel.uplink_bandwidth_hz=2e6",
+    )
+    p_run.add_argument("--out", default="runs", help="results root folder (default: runs)")
+    p_run.add_argument("--csv", action="store_true", help="also write CSV next to Parquet")
+    p_run.add_argument("--every", type=int, default=None, help="print every N-th round")
+    p_run.add_argument("--quiet", action="store_true", help="no per-round table or progress bar")
+    p_run.set_defaults(func=cmd_run)
+    p_val = sub.add_parser("validate", help="check scenario files without running them")
+    p_val.add_argument("files", nargs="+", type=Path)
+    p_val.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The scenario schema: one pydantic model joining each package's own section."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+
+from channels.config import ChannelConfig
+from devices.config import DevicesConfig
+from fl.config import DataConfig, DigitsData, MLPConfig, ModelConfig, StrategyConfig, TrainingConfig
+
+
+class SimulationConfig(BaseModel):
+    """When a run stops and how rounds are timed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rounds: PositiveInt = Field(description="published model versions before stopping")
+    deadline_s: PositiveFloat | None = Field(
+        default=None, description="round deadline; stragglers are interrupted (None: wait for all)"
+    )
+    max_time_s: PositiveFloat | None = Field(default=None, description="virtual-time limit")
+    idle_retry_s: PositiveFloat = Field(
+        default=1.0, description="wait before retrying when no device is online"
+    )
+
+
+class Scenario(BaseModel):
+    """A whole scenario file. ``name`` names the output folder; ``seed`` fixes every stream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1)
+    seed: NonNegativeInt = 0
+    simulation: SimulationConfig
+    devices: DevicesConfig
+    channel: ChannelConfig = ChannelConfig()
+    data: DataConfig = DigitsData(kind="digits")
+    model: ModelConfig = MLPConfig(kind="mlp")
+    training: TrainingConfig = TrainingConfig()
+    strategy: StrategyConfig
+    bits_per_param: PositiveInt = 32
+
+    @property
+    def systems_only(self) -> bool:
+        return self.training.mode == "none"

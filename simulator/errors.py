@@ -1,0 +1,162 @@
+"""User mistakes in scenario files, reported as one clear line per problem (never a traceback).
+
+Each problem names the file, the field path, what was expected and what was found::
+
+    scenarios/bad.yaml: channel.uplink_bandwidth_hz: expected a number greater than 0, found -5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+
+@dataclass(frozen=True)
+class Problem:
+    field_path: str
+    expected: str
+    found: str
+
+    def format(self, source: str) -> str:
+        where = f"{source}: {self.field_path}" if self.field_path else source
+        return f"{where}: expected {self.expected}, found {self.found}"
+
+
+class ScenarioError(Exception):
+    """One or more problems in one scenario source (a file, or a file plus overrides)."""
+
+    def __init__(self, source: str | Path, problems: list[Problem]):
+        self.source = str(source)
+        self.problems = problems
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        return "\n".join(p.format(self.source) for p in self.problems)
+
+
+def _unwrap(annotation):
+    """Strip Annotated/Optional/list wrappers down to the union members or the single type."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        members = []
+        for arg in get_args(annotation):
+            members.extend(_unwrap(arg))
+        return members
+    return [annotation]
+
+
+def _is_model(tp) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    for name in ("kind", "dist"):
+        field = model.model_fields.get(name)
+        if field is not None and get_origin(field.annotation) is Literal:
+            return str(get_args(field.annotation)[0])
+    return None
+
+
+def resolve_location(root: type[BaseModel], loc: tuple) -> tuple[str, type[BaseModel] | None]:
+    """Dotted user-facing path for a pydantic error location, and the model that owns its last
+    key. Union branch names and discriminator tags that pydantic adds to ``loc`` are dropped."""
+    parts: list[str] = []
+    current: list = [root]
+    owner: type[BaseModel] | None = root
+    for item in loc:
+        models = [m for m in current if _is_model(m)]
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+            nxt = []
+            for tp in current:
+                if get_origin(tp) in (list, tuple):
+                    nxt.extend(_unwrap(get_args(tp)[0]))
+            current = nxt
+            continue
+        tagged = [m for m in models if _tag_of(m) == item]
+        if tagged:  # a discriminator value pydantic inserted: not a key the user wrote
+            current, owner = tagged, tagged[0]
+            continue
+        holders = [m for m in models if item in m.model_fields]
+        if holders:
+            owner = holders[0]
+            parts.append(("." if parts else "") + item)
+            current = _unwrap(holders[0].model_fields[item].annotation)
+            continue
+        if item.startswith(("function-", "union[", "tagged-union[", "literal[")) or not models:
+            continue  # a union branch label such as 'float' or 'tagged-union[...]'
+        owner = models[0] if len(models) == 1 else None
+        parts.append(("." if parts else "") + item)
+        current = []
+    return "".join(parts), owner
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_EXPECTED_PREFIXES = ("Input should be ", "Value error, ", "Assertion failed, ")
+
+
+def problems_from_validation(exc: ValidationError, root: type[BaseModel]) -> list[Problem]:
+    """Turn a pydantic ValidationError on model ``root`` into Problems, one per field path.
+
+    Several errors on one path (a value that fits no member of a union) merge into one problem
+    whose expectation lists the alternatives.
+    """
+    problems: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            path, owner = resolve_location(root, loc[:-1])
+            path = f"{path}.{loc[-1]}" if path else str(loc[-1])
+            allowed = sorted(owner.model_fields) if owner is not None else []
+            expected = "one of the keys " + ", ".join(allowed) if allowed else "no such key"
+            problems.append(Problem(path, expected, f"unknown key {loc[-1]!r}"))
+            continue
+        path, _ = resolve_location(root, loc)
+        if kind == "missing":
+            problems.append(Problem(path, "a value (this field is required)", "nothing"))
+        elif kind == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            tag = str(ctx.get("discriminator", "kind")).strip("'")
+            problems.append(
+                Problem(
+                    f"{path}.{tag}".strip("."),
+                    f"one of {ctx.get('expected_tags')}",
+                    _show(ctx.get("tag")),
+                )
+            )
+        elif kind == "union_tag_not_found":
+            ctx = err.get("ctx", {})
+            tag = str(ctx.get("discriminator", "kind")).strip("'")
+            problems.append(Problem(f"{path}.{tag}".strip("."), f"a '{tag}' key", "none"))
+        else:
+            msg = err["msg"]
+            for prefix in _EXPECTED_PREFIXES:
+                if msg.startswith(prefix):
+                    msg = msg[len(prefix) :]
+            problems.append(Problem(path, msg, _show(err.get("input"))))
+    return _merge_same_path(problems)
+
+
+def _merge_same_path(problems: list[Problem]) -> list[Problem]:
+    merged: dict[str, Problem] = {}
+    for p in problems:
+        if p.field_path in merged:
+            prev = merged[p.field_path]
+            if p.expected not in prev.expected:
+                merged[p.field_path] = Problem(
+                    p.field_path, f"{prev.expected} or {p.expected}", prev.found
+                )
+        else:
+            merged[p.field_path] = p
+    return list(merged.values())

@@ -1,0 +1,98 @@
+"""Read a scenario YAML (plus ``--set key.path=value`` overrides) into a validated Scenario."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from simulator.config import Scenario
+from simulator.errors import Problem, ScenarioError, problems_from_validation
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML file that must hold a mapping; problems become :class:`ScenarioError`."""
+    path = Path(path)
+    if not path.is_file():
+        found = "a directory" if path.is_dir() else "no such file"
+        raise ScenarioError(path, [Problem("", "an existing YAML file", found)])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ScenarioError(
+            path, [Problem(where, "valid YAML", f"a syntax error ({exc.problem})")]
+        ) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ScenarioError(path, [Problem("", "valid YAML", str(exc).splitlines()[0])]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            path, [Problem("", "a mapping of sections (name, devices, ...)", _kind(data))]
+        )
+    return data
+
+
+def _kind(value: Any) -> str:
+    return "an empty file" if value is None else f"a {type(value).__name__}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"channel.uplink_bandwidth_hz=2e6"`` -> (["channel", "uplink_bandwidth_hz"], 2e6).
+
+    The value is read as YAML, so numbers, booleans, lists and mappings work.
+    """
+    if "=" not in text:
+        raise ScenarioError("--set", [Problem(text, "key.path=value", repr(text))])
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".")]
+    if not all(parts):
+        raise ScenarioError("--set", [Problem(key, "a dotted key path such as a.b.c", repr(key))])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str] | Mapping[str, Any]):
+    """Deep-copied ``data`` with each override set at its key path (creating mappings)."""
+    out = copy.deepcopy(dict(data))
+    items = (
+        [(k.split("."), v) for k, v in overrides.items()]
+        if isinstance(overrides, Mapping)
+        else [parse_override(o) for o in overrides]
+    )
+    for parts, value in items:
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ScenarioError(
+                    "--set", [Problem(where, "a mapping to set keys inside", repr(child))]
+                )
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def validate_scenario(data: Mapping[str, Any], source: str | Path) -> Scenario:
+    """Validate a mapping against the schema; every problem is reported, not just the first."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, problems_from_validation(exc, Scenario)) from None
+
+
+def load_scenario(path: str | Path, overrides: Iterable[str] | Mapping[str, Any] = ()) -> Scenario:
+    """Load, override and validate a scenario file. Raises :class:`ScenarioError`."""
+    data = apply_overrides(read_yaml_mapping(path), overrides)
+    source = f"{path} (with --set overrides)" if overrides else str(path)
+    return validate_scenario(data, source)

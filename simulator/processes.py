@@ -1,0 +1,281 @@
+"""SimPy processes: the synchronous server, one job per selected device, and availability.
+
+Time lives here and only here. Every phase is a timeout; a job interrupted by the round deadline
+or by its device going offline becomes a ``Failure`` with that reason. Processes are started in
+sorted device order and nothing iterates a set, so a seed fixes the whole event log.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from devices.timing import compute_energy_j
+from fl.state import Failure
+from simulator.learning import evaluate_global, is_diverged, train_and_aggregate
+from simulator.recorder import SERVER, Recorder
+from simulator.round_plan import RoundPlan, plan_round
+from simulator.world import World
+
+
+@dataclass
+class RunContext:
+    """Mutable run state shared by the processes."""
+
+    world: World
+    recorder: Recorder
+    online: np.ndarray  # [n_devices] bool
+    running: dict[int, simpy.Process] = field(default_factory=dict)
+    version: int = 0
+    status: str = "running"
+    notes: list[str] = field(default_factory=list)
+    on_version: Callable[[dict], None] | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One device's work in one round: phase durations (s) from the round plan."""
+
+    device_id: int
+    round_idx: int
+    downlink_s: float
+    compute_s: float
+    uplink_s: float
+    bandwidth_hz: float
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a job achieved: time spent per phase (s), and the failure reason if it stopped."""
+
+    device_id: int
+    phases_done: int  # 0..3: downlink, compute, uplink completed
+    reason: str
+    finished_at_s: float
+    downlink_spent_s: float
+    compute_spent_s: float
+    uplink_spent_s: float
+
+    @property
+    def delivered(self) -> bool:
+        return self.phases_done == 3
+
+
+def client_job(env: simpy.Environment, ctx: RunContext, job: Job):
+    """Downlink, then compute, then uplink; an Interrupt stops it where it is."""
+    rec = ctx.recorder
+    dev, rnd = job.device_id, job.round_idx
+    spent = [0.0, 0.0, 0.0]
+    phase = 0
+    phase_start = env.now
+    try:
+        rec.event(env.now, "downlink_start", dev, rnd, job.downlink_s)
+        yield env.timeout(job.downlink_s)
+        spent[0], phase, phase_start = job.downlink_s, 1, env.now
+        rec.event(env.now, "compute_start", dev, rnd, job.compute_s)
+        yield env.timeout(job.compute_s)
+        spent[1], phase, phase_start = job.compute_s, 2, env.now
+        rec.event(env.now, "uplink_start", dev, rnd, job.uplink_s, job.bandwidth_hz)
+        yield env.timeout(job.uplink_s)
+        spent[2] = job.uplink_s
+        rec.event(env.now, "upload_done", dev, rnd)
+        return JobOutcome(dev, 3, "", env.now, *spent)
+    except simpy.Interrupt as stop:
+        spent[phase] = env.now - phase_start
+        reason = str(stop.cause)
+        rec.event(env.now, "failure", dev, rnd, detail=reason)
+        return JobOutcome(dev, phase, reason, env.now, *spent)
+    finally:
+        ctx.running.pop(dev, None)
+
+
+def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int, rng):
+    """Flip a device online/offline; going offline interrupts its running job."""
+    availability = ctx.world.availability
+    while True:
+        online = bool(ctx.online[device_id])
+        wait_s = availability.next_change_s(rng, online=online)
+        if not math.isfinite(wait_s):
+            return
+        yield env.timeout(wait_s)
+        ctx.online[device_id] = not online
+        ctx.recorder.event(env.now, "offline" if online else "online", device_id)
+        job = ctx.running.get(device_id)
+        if online and job is not None and job.is_alive:
+            job.interrupt("offline")
+
+
+def _round_breakdown(plan: RoundPlan, outcomes: list[JobOutcome], latency_s: float) -> dict:
+    """Critical-path split of the round latency: the last device to deliver, plus waiting.
+
+    ``wait_s`` is the part of the round nobody's delivered work explains (a deadline that cut
+    the round, or every device failing); ``mean_device_idle_s`` is how long delivering devices
+    sat idle waiting for the round to close.
+    """
+    delivered = [o for o in outcomes if o.delivered]
+    if delivered:
+        last = max(delivered, key=lambda o: (o.finished_at_s, o.device_id))
+        busy = last.downlink_spent_s + last.compute_spent_s + last.uplink_spent_s
+        crit = (last.downlink_spent_s, last.compute_spent_s, last.uplink_spent_s)
+        idle = float(
+            np.mean(
+                [
+                    latency_s - (o.downlink_spent_s + o.compute_spent_s + o.uplink_spent_s)
+                    for o in delivered
+                ]
+            )
+        )
+    else:
+        busy, crit, idle = 0.0, (0.0, 0.0, 0.0), math.nan
+    return {
+        "downlink_s": crit[0],
+        "compute_s": crit[1],
+        "uplink_s": crit[2],
+        "wait_s": max(latency_s - busy, 0.0),
+        "mean_device_idle_s": idle,
+    }
+
+
+def _energy_j(world: World, plan: RoundPlan, outcomes: list[JobOutcome]) -> tuple[float, float]:
+    """(compute J, transmit J) for the work actually done, interrupted jobs included."""
+    pop = world.population
+    index = {int(d): i for i, d in enumerate(plan.device_ids)}
+    compute = transmit = 0.0
+    for o in outcomes:
+        i = index[o.device_id]
+        f = pop.cpu_hz[o.device_id]
+        compute += float(compute_energy_j(pop.kappa[o.device_id], f * o.compute_spent_s, f))
+        transmit += float(plan.tx_power_w[i] * o.uplink_spent_s)
+    return compute, transmit
+
+
+def sync_server(env: simpy.Environment, ctx: RunContext):
+    """Synchronous rounds until ``simulation.rounds`` versions are published (or a limit)."""
+    world = ctx.world
+    sim = world.scenario.simulation
+    rec = ctx.recorder
+    all_ids = np.arange(world.num_devices)
+    round_idx = 0
+    while ctx.version < sim.rounds:
+        if sim.max_time_s is not None and env.now >= sim.max_time_s:
+            ctx.status = "time_limit"
+            return
+        # 1. select among online devices
+        available = all_ids[ctx.online].tolist()
+        cohort = (
+            world.strategy.select(
+                round_idx=round_idx,
+                available_ids=available,
+                rng=world.streams.numpy("select", round_idx),
+            )
+            if available
+            else []
+        )
+        if not cohort:
+            rec.event(env.now, "no_device_online", SERVER, round_idx)
+            yield env.timeout(sim.idle_retry_s)
+            continue
+        round_start_s = env.now
+        # 2. channels and bandwidth for the whole cohort at once
+        plan = plan_round(world, cohort, env.now)
+        alloc = plan.allocation
+        rec.event(env.now, "round_start", SERVER, round_idx, alloc.latency_s, detail=alloc.status)
+        if alloc.status not in ("optimal", "heuristic"):
+            ctx.notes.append(f"round {round_idx}: allocation {alloc.status}")
+        # 3. one job per device; devices no bandwidth can serve fail at once
+        failures: list[Failure] = []
+        procs: list[simpy.Process] = []
+        for i, dev in enumerate(plan.device_ids.tolist()):
+            if not math.isfinite(plan.total_s[i]):
+                rec.event(env.now, "failure", dev, round_idx, detail="unreachable")
+                failures.append(Failure(dev, "unreachable", env.now))
+                continue
+            job = Job(
+                dev,
+                round_idx,
+                float(plan.downlink_s[i]),
+                float(plan.compute_s[i]),
+                float(plan.uplink_s[i]),
+                float(plan.uplink_bandwidth_hz[i]),
+            )
+            proc = env.process(client_job(env, ctx, job))
+            ctx.running[dev] = proc
+            procs.append(proc)
+        # 4. wait for everyone, or for the deadline and then stop the stragglers
+        everyone = env.all_of(procs)
+        if sim.deadline_s is not None:
+            yield everyone | env.timeout(sim.deadline_s)
+            for proc in procs:
+                if proc.is_alive:
+                    proc.interrupt("deadline")
+            yield env.all_of(procs)
+        else:
+            yield everyone
+        outcomes: list[JobOutcome] = [p.value for p in procs]
+        failures += [
+            Failure(o.device_id, o.reason, o.finished_at_s) for o in outcomes if not o.delivered
+        ]
+        delivered = [o.device_id for o in outcomes if o.delivered]
+        latency_s = env.now - round_start_s
+        # 5. learn (zero virtual time), publish, evaluate
+        row = _publish(ctx, round_idx, delivered, failures)
+        energy_compute, energy_tx = _energy_j(world, plan, outcomes)
+        row.update(
+            round=round_idx,
+            time_s=env.now,
+            round_start_s=round_start_s,
+            round_latency_s=latency_s,
+            **_round_breakdown(plan, outcomes, latency_s),
+            n_selected=len(cohort),
+            n_delivered=len(delivered),
+            n_failed=len(failures),
+            bits_down=plan.bits_down * sum(o.phases_done >= 1 for o in outcomes),
+            bits_up=plan.bits_up * len(delivered),
+            energy_compute_j=energy_compute,
+            energy_tx_j=energy_tx,
+            allocation_status=alloc.status,
+            allocation_solve_s=alloc.solve_time_s,
+            predicted_latency_s=alloc.latency_s,
+        )
+        rec.event(env.now, "publish", SERVER, round_idx, latency_s, detail=f"version {ctx.version}")
+        rec.metric_row(row)
+        if ctx.on_version is not None:
+            ctx.on_version(row)
+        if ctx.status == "diverged":
+            return
+        round_idx += 1
+    ctx.status = "completed"
+
+
+def _publish(
+    ctx: RunContext, round_idx: int, delivered: list[int], failures: list[Failure]
+) -> dict:
+    """Aggregate (full mode) and bump the version; returns the learning columns of the row."""
+    world = ctx.world
+    row: dict = {
+        "version": ctx.version + 1,
+        "accuracy": math.nan,
+        "loss": math.nan,
+        "train_loss": math.nan,
+    }
+    if not world.scenario.systems_only:
+        step = train_and_aggregate(
+            world, round_idx=round_idx, version=ctx.version, delivered=delivered, failures=failures
+        )
+        world.global_state = step.new_state
+        row["train_loss"] = step.train_loss
+        computed = [step.train_loss] if delivered else []
+        every = world.scenario.training.eval_every
+        last = ctx.version + 1 == world.scenario.simulation.rounds
+        if (ctx.version + 1) % every == 0 or last:
+            row["accuracy"], row["loss"] = evaluate_global(world)
+            computed.append(row["loss"])
+        if is_diverged(world.global_state, *computed):
+            ctx.status = "diverged"
+            ctx.notes.append(f"model diverged in round {round_idx} (non-finite loss or weights)")
+    ctx.version += 1
+    return row

@@ -1,0 +1,127 @@
+"""``run(scenario)``: build the world, run the SimPy processes, write the results folder.
+
+Output layout (``runs/<name>-<hash>/``, the hash of the resolved scenario):
+``scenario.resolved.yaml``, ``metrics.parquet`` (one row per published version),
+``events.parquet`` (one row per event), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import simpy
+
+from devices.availability import AlwaysOn
+from simulator.config import Scenario
+from simulator.outputs import publish_dir, write_json, write_table, write_yaml
+from simulator.processes import RunContext, device_availability, sync_server
+from simulator.recorder import Recorder
+from simulator.world import build
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced; ``out_dir`` is None when nothing was written."""
+
+    scenario: Scenario
+    metrics: pa.Table
+    events: pa.Table
+    summary: dict
+    out_dir: Path | None
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """Short, stable hash of the fully resolved scenario (names the output folder)."""
+    text = json.dumps(scenario.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def run_dir_name(scenario: Scenario) -> str:
+    return f"{scenario.name}-{scenario_hash(scenario)}"
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    on_version: Callable[[dict], None] | None = None,
+    source: str = "scenario",
+) -> tuple[Recorder, RunContext, float]:
+    """Build and run the simulation in memory. Returns (recorder, context, wall seconds)."""
+    started = time.perf_counter()
+    world = build(scenario, source)
+    env = simpy.Environment()
+    recorder = Recorder()
+    online = np.array(
+        [
+            world.availability.initially_online(world.streams.numpy("availability", d, 0))
+            for d in range(world.num_devices)
+        ]
+    )
+    ctx = RunContext(world=world, recorder=recorder, online=online, on_version=on_version)
+    # Availability processes start in device order; always-on devices need none.
+    if not isinstance(world.availability, AlwaysOn):
+        for d in range(world.num_devices):
+            rng = world.streams.numpy("availability", d, 1)
+            env.process(device_availability(env, ctx, d, rng))
+    server = env.process(sync_server(env, ctx))
+    env.run(until=server)
+    return recorder, ctx, time.perf_counter() - started
+
+
+def summarize(scenario: Scenario, recorder: Recorder, ctx: RunContext, wall_s: float) -> dict:
+    metrics = recorder.metrics
+    accuracies = [m["accuracy"] for m in metrics if not math.isnan(m["accuracy"])]
+    latencies = [m["round_latency_s"] for m in metrics]
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "hash": scenario_hash(scenario),
+        "status": ctx.status,
+        "versions": ctx.version,
+        "virtual_time_s": metrics[-1]["time_s"] if metrics else 0.0,
+        "mean_round_latency_s": float(np.mean(latencies)) if latencies else math.nan,
+        "final_accuracy": accuracies[-1] if accuracies else None,
+        "best_accuracy": max(accuracies) if accuracies else None,
+        "failures": int(sum(m["n_failed"] for m in metrics)),
+        "bits_up": int(sum(m["bits_up"] for m in metrics)),
+        "bits_down": int(sum(m["bits_down"] for m in metrics)),
+        "energy_j": float(sum(m["energy_compute_j"] + m["energy_tx_j"] for m in metrics)),
+        "events": recorder.num_events,
+        "wall_time_s": wall_s,
+        "notes": ctx.notes,
+    }
+
+
+def run(
+    scenario: Scenario,
+    *,
+    out_root: str | Path | None = "runs",
+    csv: bool = False,
+    on_version: Callable[[dict], None] | None = None,
+    source: str = "scenario",
+) -> RunResult:
+    """Run a scenario and (unless ``out_root`` is None) write its results folder atomically."""
+    recorder, ctx, wall_s = simulate(scenario, on_version=on_version, source=source)
+    summary = summarize(scenario, recorder, ctx, wall_s)
+    metrics, events = recorder.metrics_table(), recorder.events_table()
+    out_dir = None
+    if out_root is not None:
+        out_dir = Path(out_root) / run_dir_name(scenario)
+        staging = Path(out_root) / f".{out_dir.name}.staging"
+        if staging.exists():  # left by a killed run: never looks complete, safe to discard
+            shutil.rmtree(staging)
+        write_yaml(staging / "scenario.resolved.yaml", scenario.model_dump(mode="json"))
+        write_table(staging / "metrics.parquet", metrics, csv=csv)
+        write_table(staging / "events.parquet", events, csv=csv)
+        write_json(staging / "summary.json", summary)
+        publish_dir(staging, out_dir)
+    return RunResult(scenario, metrics, events, summary, out_dir)

@@ -1,0 +1,96 @@
+"""``build(scenario)``: everything a run needs, joined by device id, before time starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from channels.allocation import BandwidthAllocator
+from channels.factory import make_allocator, make_link
+from channels.link import Link
+from devices.availability import Availability
+from devices.population import make_availability, make_population
+from devices.spec import Population
+from fl.datasets import FederatedData
+from fl.factory import data_signature, make_data, make_local_work, make_strategy
+from fl.models import build_model
+from fl.state import ModelState
+from fl.strategies.base import Strategy
+from fl.training import LocalWork
+from simulator.config import Scenario
+from simulator.errors import Problem, ScenarioError
+from simulator.rng import RngStreams
+
+
+@dataclass
+class World:
+    """The built, not-yet-running simulation. Read-only once built except ``global_state``."""
+
+    scenario: Scenario
+    streams: RngStreams
+    population: Population
+    availability: Availability
+    uplink: Link
+    downlink: Link
+    allocator: BandwidthAllocator
+    strategy: Strategy
+    model: nn.Module
+    global_state: ModelState
+    work: LocalWork
+    data: FederatedData | None
+    num_examples: np.ndarray  # [n_devices] training examples per device
+
+    @property
+    def num_devices(self) -> int:
+        return len(self.population)
+
+
+def build(scenario: Scenario, source: str = "scenario") -> World:
+    """Build a World. Raises :class:`ScenarioError` for settings that validate field by field
+    but cannot work together (e.g. more devices than the data can be split across)."""
+    streams = RngStreams(scenario.seed)
+    n = scenario.devices.count
+    population = make_population(scenario.devices, lambda name: streams.numpy("devices", name))
+    channel_seed = streams.integer("channel")
+    work = make_local_work(scenario.training)
+
+    # Systems-only runs skip the data unless compute time depends on it (epoch-based work).
+    needs_data = not scenario.systems_only or work.epochs is not None
+    data = None
+    if needs_data:
+        try:
+            data = make_data(scenario.data, n, lambda name: streams.numpy("data", name))
+        except ValueError as exc:
+            raise ScenarioError(
+                source, [Problem("data", "a split that gives every device data", str(exc))]
+            ) from None
+    input_shape, num_classes = data_signature(scenario.data)
+    try:
+        model = build_model(scenario.model, input_shape, num_classes, streams.torch("model_init"))
+    except ValueError as exc:
+        raise ScenarioError(
+            source, [Problem("model", "a model that fits the data", str(exc))]
+        ) from None
+    num_examples = data.num_examples() if data is not None else np.zeros(n, np.int64)
+    if data is None:
+        # Steps-based work does not depend on the split; weights are unused without training.
+        num_examples = np.ones(n, np.int64)
+    strategy = make_strategy(scenario.strategy)
+    strategy.bits_per_param = scenario.bits_per_param
+    return World(
+        scenario=scenario,
+        streams=streams,
+        population=population,
+        availability=make_availability(scenario.devices),
+        uplink=make_link(scenario.channel, channel_seed, "uplink"),
+        downlink=make_link(scenario.channel, channel_seed, "downlink"),
+        allocator=make_allocator(scenario.channel),
+        strategy=strategy,
+        model=model,
+        global_state={k: v.detach().clone() for k, v in model.state_dict().items()},
+        work=work,
+        data=data,
+        num_examples=num_examples,
+    )
