@@ -143,7 +143,19 @@ def minmax_latency_fixed_se(demand_bits, se_bps_per_hz, fixed_time_s, budget_hz)
 
 
 class MinMaxLatencyProblem:
-    """The cvxpy problem for one cohort size, built once and re-solved with new Parameters."""
+    """The cvxpy problem for one cohort size, built once and re-solved with new Parameters.
+
+    Solved in normalised units so every number is O(1) whatever the instance: bandwidth as a
+    fraction of the budget (``beta_k = b_k / B``) and time in units of the equal-share latency
+    ``T_ref``. With ``gamma' = gamma / B`` the rate is ``B * beta log2(1 + gamma'/beta)``, so
+    the constraint becomes ``c_k/T_ref + (S_k / (B T_ref)) u_k <= T'`` with
+    ``u_k >= 1 / (beta_k log2(1 + gamma'_k / beta_k))`` and ``sum_k beta_k <= 1``.
+
+    Accuracy envelope: the optimal latency matches the exact solution to ~1e-6 relative. The
+    bandwidth split is only well determined where bandwidth buys rate; when ``gamma_k << B``
+    the rate saturates at ``gamma_k / ln 2``, the objective is flat in ``b_k`` and any solver's
+    split can differ from the exact one without changing the latency.
+    """
 
     def __init__(self, n: int, rate_model: RateModel = "shannon"):
         import cvxpy as cp  # deferred: cvxpy costs ~1 s to import and most runs never need it
@@ -151,46 +163,56 @@ class MinMaxLatencyProblem:
         self.cp = cp
         self.n = n
         self.rate_model = rate_model
-        self.bandwidth_mhz = cp.Variable(n, nonneg=True)
-        self.latency_s = cp.Variable()
-        self.gamma = cp.Parameter(n, nonneg=True)  # MHz (Shannon) or bit/s/Hz (fixed_se)
-        self.demand_mbit = cp.Parameter(n, nonneg=True)
-        self.fixed_s = cp.Parameter(n)
-        self.budget_mhz = cp.Parameter(nonneg=True)
-        b = self.bandwidth_mhz
+        self.share = cp.Variable(n, nonneg=True)  # beta_k = b_k / B
+        self.latency = cp.Variable()  # T / T_ref
+        # gamma_k / B (Shannon) or the spectral efficiency se_k in bit/s/Hz (fixed_se)
+        self.channel = cp.Parameter(n, nonneg=True)
+        self.demand = cp.Parameter(n, nonneg=True)  # S_k / (B T_ref)
+        self.fixed = cp.Parameter(n)  # c_k / T_ref
+        beta = self.share
         if rate_model == "shannon":
-            rate = -cp.rel_entr(b, b + self.gamma) / np.log(2.0)  # Mbit/s, concave
+            rate = -cp.rel_entr(beta, beta + self.channel) / np.log(2.0)  # concave
         else:
-            rate = cp.multiply(self.gamma, b)
+            rate = cp.multiply(self.channel, beta)
         # u_k >= 1 / r_k (epigraph of inv_pos of a concave rate): keeps the problem DPP, since a
         # Parameter may multiply a parameter-free expression only.
-        self.seconds_per_mbit = cp.Variable(n, nonneg=True)
-        upload_s = cp.multiply(self.demand_mbit, self.seconds_per_mbit)
+        self.inverse_rate = cp.Variable(n, nonneg=True)
         constraints = [
-            self.seconds_per_mbit >= cp.inv_pos(rate),
-            self.fixed_s + upload_s <= self.latency_s,
-            cp.sum(b) <= self.budget_mhz,
+            self.inverse_rate >= cp.inv_pos(rate),
+            self.fixed + cp.multiply(self.demand, self.inverse_rate) <= self.latency,
+            cp.sum(beta) <= 1.0,
         ]
-        self.problem = cp.Problem(cp.Minimize(self.latency_s), constraints)
+        self.problem = cp.Problem(cp.Minimize(self.latency), constraints)
         assert self.problem.is_dcp(dpp=True)
 
     def solve(self, demand_mbit, gamma, fixed_time_s, budget_mhz, solver: str = "CLARABEL"):
-        """Solve; returns :class:`MinMaxSolution` (status is the solver's on failure)."""
-        self.demand_mbit.value = np.asarray(demand_mbit, dtype=float)
-        self.gamma.value = np.asarray(gamma, dtype=float)
-        self.fixed_s.value = np.asarray(fixed_time_s, dtype=float)
-        self.budget_mhz.value = float(budget_mhz)
+        """Solve in scaled units (Mbit, MHz or bit/s/Hz, s, MHz); returns :class:`MinMaxSolution`.
+
+        A solver error or a non-optimal status comes back in ``status``, never as an exception.
+        """
+        demand = np.asarray(demand_mbit, dtype=float)
+        channel = np.asarray(gamma, dtype=float)
+        fixed_s = np.asarray(fixed_time_s, dtype=float)
+        budget = float(budget_mhz)
+        share = np.full(self.n, budget / self.n)
+        rate = shannon_rate_bps(share, channel) if self.rate_model == "shannon" else channel * share
+        with np.errstate(divide="ignore"):
+            t_ref = float(np.max(fixed_s + np.where(demand > 0, demand / rate, 0.0)))
+        if not np.isfinite(t_ref) or t_ref <= 0:
+            t_ref = 1.0
+        self.channel.value = channel / budget if self.rate_model == "shannon" else channel
+        self.demand.value = demand / (budget * t_ref)
+        self.fixed.value = fixed_s / t_ref
         try:
             self.problem.solve(solver=solver)
         except self.cp.error.SolverError as exc:
             return MinMaxSolution(np.zeros(self.n), np.inf, f"solver_failed: {exc}".strip())
         status = self.problem.status
-        if status not in ("optimal", "optimal_inaccurate") or self.bandwidth_mhz.value is None:
+        if status not in ("optimal", "optimal_inaccurate") or self.share.value is None:
             return MinMaxSolution(np.zeros(self.n), np.inf, f"solver_failed: {status}")
-        bw = np.maximum(self.bandwidth_mhz.value, 0.0)
-        if bw.sum() > budget_mhz:  # interior-point slack can overshoot by ~1e-9 relative
-            bw *= budget_mhz / bw.sum()
-        return MinMaxSolution(bw, float(self.latency_s.value), status)
+        beta = np.maximum(self.share.value, 0.0)
+        beta /= max(beta.sum(), 1.0)  # interior-point slack can overshoot by ~1e-9 relative
+        return MinMaxSolution(beta * budget, float(self.latency.value) * t_ref, status)
 
 
 @dataclass

@@ -11,8 +11,10 @@ import numpy as np
 class Availability(Protocol):
     def initially_online(self, rng: np.random.Generator) -> bool: ...
 
-    def next_change_s(self, rng: np.random.Generator, *, online: bool) -> float:
-        """Time until the state flips, s (inf: never)."""
+    def next_change_s(
+        self, rng: np.random.Generator, *, device_id: int, online: bool, now_s: float
+    ) -> float:
+        """Time from ``now_s`` until the device's state flips, s (inf: never)."""
         ...
 
 
@@ -23,7 +25,7 @@ class AlwaysOn:
     def initially_online(self, rng: np.random.Generator) -> bool:
         return True
 
-    def next_change_s(self, rng: np.random.Generator, *, online: bool) -> float:
+    def next_change_s(self, rng, *, device_id: int, online: bool, now_s: float) -> float:
         return float("inf")
 
 
@@ -45,5 +47,5 @@ class MarkovOnOff:
     def initially_online(self, rng: np.random.Generator) -> bool:
         return bool(rng.random() < self.stationary_online_probability)
 
-    def next_change_s(self, rng: np.random.Generator, *, online: bool) -> float:
+    def next_change_s(self, rng, *, device_id: int, online: bool, now_s: float) -> float:
         return float(rng.exponential(self.mean_online_s if online else self.mean_offline_s))

@@ -25,7 +25,7 @@ from simulator.config import Scenario
 from simulator.outputs import publish_dir, write_json, write_table, write_yaml
 from simulator.processes import RunContext, device_availability, sync_server
 from simulator.recorder import Recorder
-from simulator.world import build
+from simulator.world import World, build
 
 
 @dataclass(frozen=True)
@@ -49,22 +49,18 @@ def run_dir_name(scenario: Scenario) -> str:
     return f"{scenario.name}-{scenario_hash(scenario)}"
 
 
-def simulate(
-    scenario: Scenario,
-    *,
-    on_version: Callable[[dict], None] | None = None,
-    source: str = "scenario",
-) -> tuple[Recorder, RunContext, float]:
-    """Build and run the simulation in memory. Returns (recorder, context, wall seconds)."""
-    started = time.perf_counter()
-    world = build(scenario, source)
+def simulate_world(
+    world: World, *, on_version: Callable[[dict], None] | None = None
+) -> tuple[Recorder, RunContext]:
+    """Run the SimPy processes over an already built world (tests may adjust it first)."""
     env = simpy.Environment()
     recorder = Recorder()
     online = np.array(
         [
             world.availability.initially_online(world.streams.numpy("availability", d, 0))
             for d in range(world.num_devices)
-        ]
+        ],
+        dtype=bool,
     )
     ctx = RunContext(world=world, recorder=recorder, online=online, on_version=on_version)
     # Availability processes start in device order; always-on devices need none.
@@ -74,6 +70,18 @@ def simulate(
             env.process(device_availability(env, ctx, d, rng))
     server = env.process(sync_server(env, ctx))
     env.run(until=server)
+    return recorder, ctx
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    on_version: Callable[[dict], None] | None = None,
+    source: str = "scenario",
+) -> tuple[Recorder, RunContext, float]:
+    """Build and run the simulation in memory. Returns (recorder, context, wall seconds)."""
+    started = time.perf_counter()
+    recorder, ctx = simulate_world(build(scenario, source), on_version=on_version)
     return recorder, ctx, time.perf_counter() - started
 
 
@@ -97,6 +105,7 @@ def summarize(scenario: Scenario, recorder: Recorder, ctx: RunContext, wall_s: f
         "energy_j": float(sum(m["energy_compute_j"] + m["energy_tx_j"] for m in metrics)),
         "events": recorder.num_events,
         "wall_time_s": wall_s,
+        "allocation_wall_s": ctx.allocation_wall_s,
         "notes": ctx.notes,
     }
 
