@@ -24,7 +24,7 @@ _COLUMNS = [
     ("n_delivered", "done", "{:d}"),
     ("n_failed", "fail", "{:d}"),
     ("accuracy", "acc", "{:.3f}"),
-    ("loss", "loss", "{:.3f}"),
+    ("loss", "loss", "{:.4g}"),
 ]
 
 
@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from simulator.loader import load_scenario
     from simulator.runner import run
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True)
     try:
         scenario = load_scenario(args.scenario, args.set or [])

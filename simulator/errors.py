@@ -64,37 +64,36 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 
 
 def resolve_location(root: type[BaseModel], loc: tuple) -> tuple[str, type[BaseModel] | None]:
-    """Dotted user-facing path for a pydantic error location, and the model that owns its last
-    key. Union branch names and discriminator tags that pydantic adds to ``loc`` are dropped."""
+    """Dotted user-facing path for a pydantic error location, and the model found there.
+
+    Pydantic adds discriminator tags ('rayleigh') and union branch labels ('float',
+    'tagged-union[...]') to ``loc``; they are not keys the user wrote, so they are dropped.
+    """
     parts: list[str] = []
     current: list = [root]
-    owner: type[BaseModel] | None = root
     for item in loc:
         models = [m for m in current if _is_model(m)]
         if isinstance(item, int):
             parts.append(f"[{item}]")
-            nxt = []
-            for tp in current:
-                if get_origin(tp) in (list, tuple):
-                    nxt.extend(_unwrap(get_args(tp)[0]))
-            current = nxt
+            current = [
+                a
+                for tp in current
+                if get_origin(tp) in (list, tuple)
+                for a in _unwrap(get_args(tp)[0])
+            ]
             continue
         tagged = [m for m in models if _tag_of(m) == item]
-        if tagged:  # a discriminator value pydantic inserted: not a key the user wrote
-            current, owner = tagged, tagged[0]
+        if tagged:  # a discriminator value pydantic inserted
+            current = tagged
             continue
         holders = [m for m in models if item in m.model_fields]
         if holders:
-            owner = holders[0]
             parts.append(("." if parts else "") + item)
             current = _unwrap(holders[0].model_fields[item].annotation)
             continue
-        if item.startswith(("function-", "union[", "tagged-union[", "literal[")) or not models:
-            continue  # a union branch label such as 'float' or 'tagged-union[...]'
-        owner = models[0] if len(models) == 1 else None
-        parts.append(("." if parts else "") + item)
-        current = []
-    return "".join(parts), owner
+        # anything else is a union branch label such as 'float' or 'tagged-union[...]'
+    models = [m for m in current if _is_model(m)]
+    return "".join(parts), models[0] if len(models) == 1 else None
 
 
 def _show(value) -> str:
@@ -103,6 +102,25 @@ def _show(value) -> str:
 
 
 _EXPECTED_PREFIXES = ("Input should be ", "Value error, ", "Assertion failed, ")
+# pydantic's wording -> what a scenario author would call it
+_PLAIN_WORDS = {
+    "a valid dictionary or object to extract fields from": "a mapping",
+    "a valid dictionary": "a mapping",
+    "a valid number, unable to parse string as a number": "a number",
+    "a valid integer, unable to parse string as an integer": "an integer",
+    "a valid number": "a number",
+    "a valid integer": "an integer",
+    "a valid list": "a list",
+}
+
+
+def _plain(msg: str) -> str:
+    for prefix in _EXPECTED_PREFIXES:
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if msg.startswith(("greater than", "less than")):
+        msg = "a number " + msg
+    return _PLAIN_WORDS.get(msg, msg)
 
 
 def problems_from_validation(exc: ValidationError, root: type[BaseModel]) -> list[Problem]:
@@ -140,15 +158,19 @@ def problems_from_validation(exc: ValidationError, root: type[BaseModel]) -> lis
             tag = str(ctx.get("discriminator", "kind")).strip("'")
             problems.append(Problem(f"{path}.{tag}".strip("."), f"a '{tag}' key", "none"))
         else:
-            msg = err["msg"]
-            for prefix in _EXPECTED_PREFIXES:
-                if msg.startswith(prefix):
-                    msg = msg[len(prefix) :]
-            problems.append(Problem(path, msg, _show(err.get("input"))))
+            problems.append(Problem(path, _plain(err["msg"]), _show(err.get("input"))))
     return _merge_same_path(problems)
 
 
 def _merge_same_path(problems: list[Problem]) -> list[Problem]:
+    """One problem per path; a path that has a deeper problem under it is dropped, since the
+    deeper one is the specific mistake (a union branch matched, then failed inside)."""
+    paths = {p.field_path for p in problems}
+    problems = [
+        p
+        for p in problems
+        if not any(q.startswith(p.field_path + ".") for q in paths if p.field_path)
+    ]
     merged: dict[str, Problem] = {}
     for p in problems:
         if p.field_path in merged:

@@ -1,0 +1,134 @@
+"""`wedge run` writes the documented folder atomically; `wedge validate` passes our scenarios."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from simulator.cli import main
+from simulator.loader import load_scenario
+from simulator.outputs import publish_dir, write_text
+from simulator.runner import run, run_dir_name
+from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_validate_all_shipped_scenarios(capsys):
+    files = sorted(str(p) for p in (ROOT / "scenarios").glob("*.yaml"))
+    assert len(files) >= 3
+    assert main(["validate", *files]) == 0
+    assert capsys.readouterr().out.count(": ok (") == len(files)
+
+
+def test_run_writes_the_documented_folder(tmp_path, capsys):
+    scenario_file = tmp_path / "tiny.yaml"
+    scenario_file.write_text(yaml.safe_dump(TINY))
+    code = main(
+        [
+            "run",
+            str(scenario_file),
+            "--out",
+            str(tmp_path / "runs"),
+            "--csv",
+            "--set",
+            "simulation.rounds=2",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "round s" in out and "acc" in out  # the per-round table
+    run_dir = (
+        tmp_path / "runs" / run_dir_name(load_scenario(scenario_file, ["simulation.rounds=2"]))
+    )
+    assert f"results: {run_dir}" in out
+    names = {p.name for p in run_dir.iterdir()}
+    assert names == {
+        "scenario.resolved.yaml",
+        "metrics.parquet",
+        "events.parquet",
+        "summary.json",
+        "metrics.csv",
+        "events.csv",
+    }
+    metrics = pq.read_table(run_dir / "metrics.parquet").to_pylist()
+    assert [m["version"] for m in metrics] == [1, 2]
+    for col in (
+        "time_s",
+        "round_latency_s",
+        "compute_s",
+        "uplink_s",
+        "downlink_s",
+        "wait_s",
+        "accuracy",
+        "loss",
+        "bits_up",
+        "bits_down",
+        "energy_compute_j",
+        "energy_tx_j",
+    ):
+        assert col in metrics[0]
+    assert all(0.0 <= m["accuracy"] <= 1.0 for m in metrics)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["versions"] == 2
+    resolved = yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text())
+    assert resolved["simulation"]["rounds"] == 2  # overrides are in the resolved file
+    assert resolved["channel"]["noise_psd_dbm_per_hz"] == -174.0  # defaults written out
+    events = pq.read_table(run_dir / "events.parquet")
+    assert events.num_rows == summary["events"]
+    assert not list((tmp_path / "runs").glob(".*"))  # no staging or temp leftovers
+
+
+def test_rerun_replaces_the_folder_and_stale_staging_is_discarded(tmp_path):
+    from tests.conftest import make_scenario
+
+    scenario = make_scenario({"simulation.rounds": 1})
+    first = run(scenario, out_root=tmp_path)
+    staging = tmp_path / f".{first.out_dir.name}.staging"
+    staging.mkdir()
+    (staging / "summary.json").write_text("{half")  # what a killed run could leave
+    second = run(scenario, out_root=tmp_path)
+    assert second.out_dir == first.out_dir
+    assert json.loads((second.out_dir / "summary.json").read_text())["versions"] == 1
+    assert not staging.exists()
+
+
+def test_atomic_write_never_leaves_a_partial_file(tmp_path):
+    target = tmp_path / "x.txt"
+    write_text(target, "complete")
+    assert target.read_text() == "complete" and len(list(tmp_path.iterdir())) == 1
+    staging, final = tmp_path / "stage", tmp_path / "final"
+    staging.mkdir()
+    (staging / "a").write_text("new")
+    final.mkdir()
+    (final / "a").write_text("old")
+    publish_dir(staging, final)
+    assert (final / "a").read_text() == "new" and not staging.exists()
+
+
+def test_diverging_model_is_reported_not_raised(tmp_path, capsys):
+    scenario_file = tmp_path / "hot.yaml"
+    scenario_file.write_text(yaml.safe_dump(TINY))
+    code = main(
+        [
+            "run",
+            str(scenario_file),
+            "--out",
+            str(tmp_path),
+            "--set",
+            "training.lr=1e30",
+            "--set",
+            "simulation.rounds=5",
+        ]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "status diverged" in out and "model diverged in round" in out
+    summary = json.loads(next(tmp_path.glob("tiny-*/summary.json")).read_text())
+    assert summary["status"] == "diverged" and summary["versions"] < 5
+    metrics = pq.read_table(next(tmp_path.glob("tiny-*/metrics.parquet"))).to_pylist()
+    assert not math.isfinite(metrics[-1]["loss"])
