@@ -3,7 +3,6 @@ never a traceback."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
