@@ -78,11 +78,12 @@ CVXPY_EXAMPLES = settings(max_examples=25)
 
 
 @CVXPY_EXAMPLES
-@given(inst=instances(max_devices=12), spread=st.floats(1.0, 10.0))
+@given(inst=instances(max_devices=12, min_snr_at_budget=0.1), spread=st.floats(1.0, 10.0))
 def test_cvxpy_reaches_the_lambert_w_optimum(inst, spread):
     demand, gamma, fixed, budget = inst
-    # one model's payloads, kept fractions 0.1..1 (Clarabel can fail at ~1000x spreads; the
-    # allocator then falls back to the exact solution, see the test below)
+    # One model's payloads (kept fractions 0.1..1), and SNR >= -10 dB at the full band. Outside
+    # that (1000x payload spreads; gamma < 0.1 B, deep rate saturation) Clarabel's split can be
+    # ~2e-4 off or the solve fails; the allocator then reports it and uses the exact solution.
     demand = np.clip(demand, demand.max() / spread, None)
     inst = (demand, gamma, fixed, budget)
     exact, solved = _both(inst)
