@@ -82,19 +82,7 @@ def _time_training(hidden, plan, train_x, train_y) -> tuple[float, float]:
 
 def bench_fedavg_100() -> None:
     # A fresh process, so first-call costs (vmap set-up, data load) are counted honestly.
-    with tempfile.TemporaryDirectory() as out:
-        cmd = [
-            str(Path(sys.executable).with_name("wedge")),
-            "run",
-            str(ROOT / "benchmarks" / "fedavg_100.yaml"),
-            "--quiet",
-            "--out",
-            out,
-        ]
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        whole = time.perf_counter() - t
-        summary = json.loads(next(Path(out).glob("bench_fedavg_100-*/summary.json")).read_text())
+    whole, _, summary = wedge_run(ROOT / "benchmarks" / "fedavg_100.yaml")
     inside = summary["wall_time_s"]
     row(
         "FedAvg digits, 100 devices, 10 rounds, in process (build+train+eval+sim)",
@@ -110,22 +98,21 @@ def bench_fedavg_100() -> None:
     )
 
 
-def bench_systems_10k() -> None:
+def wedge_run(scenario: Path) -> tuple[float, float, dict]:
+    """Run ``wedge run`` in a fresh process: (wall s, peak RSS MB of children, summary)."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = [
-            str(Path(sys.executable).with_name("wedge")),
-            "run",
-            str(ROOT / "scenarios" / "systems_10k.yaml"),
-            "--quiet",
-            "--out",
-            out,
-        ]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        cmd = [str(Path(sys.executable).with_name("wedge")), "run", str(scenario), "--quiet"]
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run([*cmd, "--out", out], check=True, capture_output=True)
         whole = time.perf_counter() - t
-        peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
-        summary = json.loads(next(Path(out).glob("systems_10k-*/summary.json")).read_text())
+        summary = json.loads(next(Path(out).glob("*/summary.json")).read_text())
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return whole, peak_mb, summary
+
+
+def bench_systems_10k() -> None:
+    # ru_maxrss of children is the largest child so far; the 10k run is by far the largest.
+    whole, peak_mb, summary = wedge_run(ROOT / "scenarios" / "systems_10k.yaml")
     events_per_s = summary["events"] / summary["wall_time_s"]
     row(
         "systems-only, 10,000 devices x 20 rounds, Rayleigh, equal share",

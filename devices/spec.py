@@ -1,4 +1,8 @@
-"""Device facts (frozen) and device state (mutable), plus a columnar view of a population."""
+"""Device facts (frozen), one device at a time or as a columnar population.
+
+What changes during a run (online or not, the job in flight) lives in the simulator's run
+context as arrays indexed by device id, which is what keeps 10^4-device runs fast.
+"""
 
 from __future__ import annotations
 
@@ -32,15 +36,6 @@ class DeviceSpec:
     @property
     def distance_m(self) -> float:
         return float(np.hypot(*self.position_m))
-
-
-@dataclass
-class DeviceState:
-    """What changes during a run: online flag, remaining battery (J, inf = mains), busy flag."""
-
-    online: bool = True
-    battery_j: float = float("inf")
-    busy: bool = False
 
 
 @dataclass(frozen=True)
