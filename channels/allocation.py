@@ -42,7 +42,8 @@ class Allocation:
 
 
 class BandwidthAllocator(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def allocate(
         self,

@@ -183,7 +183,7 @@ class MinMaxLatencyProblem:
             cp.sum(beta) <= 1.0,
         ]
         self.problem = cp.Problem(cp.Minimize(self.latency), constraints)
-        assert self.problem.is_dcp(dpp=True)
+        assert self.problem.is_dcp() and self.problem.is_dpp()
 
     def solve(self, demand_mbit, gamma, fixed_time_s, budget_mhz, solver: str = "CLARABEL"):
         """Solve in scaled units (Mbit, MHz or bit/s/Hz, s, MHz); returns :class:`MinMaxSolution`.
@@ -223,7 +223,7 @@ class MinMaxLatencyProblem:
         )
         with np.errstate(divide="ignore"):
             achieved = float(np.max(fixed_s + np.where(demand > 0, demand / rate, 0.0)))
-        claimed = float(self.latency.value) * t_ref
+        claimed = float(np.asarray(self.latency.value)) * t_ref
         if not np.isfinite(achieved) or achieved > claimed * (1 + 1e-4) + 1e-12:
             return MinMaxSolution(
                 np.zeros(self.n),

@@ -61,5 +61,6 @@ def build_model(
                 fan_in = module.weight[0].numel()
                 bound = 1.0 / math.sqrt(fan_in)
                 module.weight.uniform_(-bound, bound, generator=generator)
-                module.bias.uniform_(-bound, bound, generator=generator)
+                if module.bias is not None:
+                    module.bias.uniform_(-bound, bound, generator=generator)
     return model

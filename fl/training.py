@@ -36,6 +36,7 @@ class LocalWork:
         n = np.asarray(num_examples, dtype=np.int64)
         if self.steps is not None:
             return np.where(n > 0, self.steps * self.batch_size, 0)
+        assert self.epochs is not None, "LocalWork needs steps or epochs"
         return self.epochs * n
 
 
@@ -76,6 +77,7 @@ def plan_batches(
             rows.append(idx[order])
             masks.append(np.ones(need, np.float32))
         else:
+            assert work.epochs is not None
             per_pass = math.ceil(n / b) * b
             r, m = [], []
             for _ in range(work.epochs):
@@ -88,9 +90,9 @@ def plan_batches(
     width = max(b, math.ceil(width / b) * b)
     index = np.zeros((len(rows), width), np.int64)
     mask = np.zeros((len(rows), width), np.float32)
-    for i, (r, m) in enumerate(zip(rows, masks, strict=True)):
-        index[i, : len(r)] = r
-        mask[i, : len(m)] = m
+    for i, (row, row_mask) in enumerate(zip(rows, masks, strict=True)):
+        index[i, : len(row)] = row
+        mask[i, : len(row_mask)] = row_mask
     c = len(rows)
     return BatchPlan(
         torch.from_numpy(index).reshape(c, -1, b), torch.from_numpy(mask).reshape(c, -1, b)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import simpy
@@ -217,7 +218,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             yield env.all_of(procs)
         else:
             yield everyone
-        outcomes: list[JobOutcome] = [p.value for p in procs]
+        outcomes: list[JobOutcome] = [cast(JobOutcome, p.value) for p in procs]
         failures += [
             Failure(o.device_id, o.reason, o.finished_at_s) for o in outcomes if not o.delivered
         ]
