@@ -1,0 +1,357 @@
+"""Joint pruning-ratio / bandwidth allocation (problem P1 of papers/pruning_personalization_kkt.md).
+
+Per device k of the round: non-prunable time ``P_k`` (downlink + personalised compute, s),
+prunable compute ``A_k`` (s, scales with the kept fraction ``x_k = 1 - rho_k``), uplink payload
+of the unpruned global part ``S_k`` (bits, also scales with ``x_k``), ``gamma_k = p_k h_k / N0``
+(Hz) and a weight ``w_k``::
+
+    minimize   sum_k w_k rho_k                       (maximise the convergence bound)
+    subject to P_k + x_k A_k + x_k S_k / r_k(b_k) <= T_max
+               sum_k b_k <= B,  0 <= rho_k <= rho_max,  b_k >= 0
+
+with ``r_k(b) = b log2(1 + gamma_k / b)``. In ``x`` it is convex: the deadline is
+``x_k <= g_k(b_k) = T'_k r_k / (A_k r_k + S_k)`` with ``T'_k = T_max - P_k`` (notes, 5.1).
+
+Solvers:
+
+* :func:`solve_kkt` -- the notes' decoupled KKT solution, vectorised: step 1 ``rho_k(b)`` in
+  closed form; step 2 thresholds ``b_min`` / ``b_full`` through the Lambert-W inverse of the rate,
+  then the multiplier ``lambda`` of the bandwidth budget by bisection, each device's bandwidth
+  solving ``w_k g_k'(b) = lambda`` by safeguarded Newton steps.
+* :class:`JointPruningProblem` -- P1 in cvxpy, built once per cohort size with Parameters (DPP),
+  in normalised units (bandwidth in equal shares, time in units of ``T_max``). Known limit
+  (measured on physical instances, Rayleigh fading): agrees with the closed form to ~1e-7 up
+  to ~30 devices; at 100 devices ~3e-5 with occasional Clarabel failures; at 500-1,000 devices
+  Clarabel often stops with InsufficientProgress (SNR at an equal share spans ~1e-1..1e6).
+  Failures come back as ``status="solver_failed: ..."``, never as exceptions.
+* :func:`kkt_certificate` -- residuals of every KKT condition for any (rho, b, lambda).
+
+The companion problems of the notes' section 6.3 reuse existing pieces: fixed pruning with the
+minimum round latency is :mod:`channels.minmax_latency` with ``fixed = P + x A`` and payload
+``x S``; equal bandwidth is step 1 alone (:func:`rho_for_bandwidth`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import brentq
+
+from channels.link import shannon_rate_bps
+from channels.rate_inverse import bandwidth_for_rate
+
+LN2 = np.log(2.0)
+
+
+@dataclass(frozen=True)
+class JointInstance:
+    """One round's P1 data; all arrays [n]. Units: s, s, bits, Hz, -, Hz, s, -."""
+
+    fixed_s: NDArray[np.float64]  # P_k
+    prunable_s: NDArray[np.float64]  # A_k
+    payload_bits: NDArray[np.float64]  # S_k (unpruned global part)
+    gamma_hz: NDArray[np.float64]
+    weights: NDArray[np.float64]
+    budget_hz: float
+    t_max_s: float
+    rho_max: float
+
+    @property
+    def n(self) -> int:
+        return int(self.fixed_s.size)
+
+    @property
+    def slack_s(self) -> NDArray[np.float64]:
+        """``T'_k = T_max - P_k``: time left for prunable work and upload."""
+        return self.t_max_s - self.fixed_s
+
+
+@dataclass(frozen=True)
+class JointSolution:
+    """rho [n], bandwidth_hz [n], the budget multiplier ``lam`` and a status.
+
+    ``status``: "optimal" (pruning active, budget binding), "no_pruning_needed", or
+    "infeasible: ..." naming the devices; ``infeasible_devices`` lists their indices.
+    """
+
+    rho: NDArray[np.float64]
+    bandwidth_hz: NDArray[np.float64]
+    lam: float
+    status: str
+    infeasible_devices: list[int] = field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        return not self.status.startswith("infeasible")
+
+
+def kept_fraction_cap(inst: JointInstance, bandwidth_hz) -> NDArray[np.float64]:
+    """``g_k(b)``: the largest kept fraction meeting the deadline at bandwidth b (step 1)."""
+    rate = shannon_rate_bps(bandwidth_hz, inst.gamma_hz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = inst.slack_s * rate / (inst.prunable_s * rate + inst.payload_bits)
+    return np.where(inst.slack_s > 0, np.nan_to_num(g, nan=0.0, posinf=np.inf), 0.0)
+
+
+def rho_for_bandwidth(inst: JointInstance, bandwidth_hz) -> NDArray[np.float64]:
+    """Step 1: ``rho_k(b) = clip(1 - g_k(b), 0, rho_max)`` (the equal-bandwidth companion)."""
+    return np.clip(1.0 - kept_fraction_cap(inst, bandwidth_hz), 0.0, inst.rho_max)
+
+
+def latency_s(inst: JointInstance, rho, bandwidth_hz) -> NDArray[np.float64]:
+    """Per-device round latency ``P + x A + x S / r(b)``, ndarray [n] s."""
+    x = 1.0 - np.asarray(rho, dtype=float)
+    rate = shannon_rate_bps(bandwidth_hz, inst.gamma_hz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        upload = np.where(x * inst.payload_bits > 0, x * inst.payload_bits / rate, 0.0)
+    return inst.fixed_s + x * inst.prunable_s + upload
+
+
+def bandwidth_for_kept_fraction(inst: JointInstance, x) -> NDArray[np.float64]:
+    """Smallest b with ``g_k(b) >= x``: rate ``x S / (T' - x A)`` inverted by Lambert W."""
+    x = np.broadcast_to(np.asarray(x, dtype=float), inst.fixed_s.shape)
+    room = inst.slack_s - x * inst.prunable_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        target = np.where(room > 0, x * inst.payload_bits / room, np.inf)
+    target = np.where(x * inst.payload_bits > 0, target, 0.0)
+    return bandwidth_for_rate(target, inst.gamma_hz)
+
+
+def _rate_slope(b, gamma):
+    """``r'(b) = log2(1 + y) - y / ((1 + y) ln 2)``, y = gamma / b (bit/s per Hz)."""
+    y = gamma / b
+    return np.log1p(y) / LN2 - y / ((1.0 + y) * LN2)
+
+
+def _g_slope(inst: JointInstance, b, idx=slice(None)):
+    """``g_k'(b) = T'_k S_k r'(b) / (A_k r(b) + S_k)^2`` and its derivative ``g_k''(b)``."""
+    gamma, a, s, tp = (
+        inst.gamma_hz[idx],
+        inst.prunable_s[idx],
+        inst.payload_bits[idx],
+        inst.slack_s[idx],
+    )
+    y = gamma / b
+    rate = b * np.log1p(y) / LN2
+    r1 = np.log1p(y) / LN2 - y / ((1.0 + y) * LN2)
+    r2 = -(y * y) / (b * (1.0 + y) ** 2 * LN2)  # r''(b) < 0
+    den = a * rate + s
+    g1 = tp * s * r1 / den**2
+    g2 = tp * s * (r2 * den - 2.0 * a * r1 * r1) / den**3
+    return g1, g2
+
+
+def _bandwidth_at_price(inst, lam, lo, hi, start):
+    """Per device, the b in [lo, hi] with ``w g'(b) = lam`` (clipped): Newton in log b with a
+    bisection safeguard; ``g'`` is decreasing, so the bracket shrinks every step."""
+    w = inst.weights
+    b = np.clip(start, lo, hi)
+    lo, hi = lo.copy(), hi.copy()
+    target = lam / np.maximum(w, 1e-300)
+    for _ in range(60):
+        g1, g2 = _g_slope(inst, b)
+        f = g1 - target  # decreasing in b
+        lo = np.where(f > 0, b, lo)
+        hi = np.where(f <= 0, b, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = b - f / g2
+        bisect = np.sqrt(lo * hi)
+        inside = (newton > lo) & (newton < hi) & np.isfinite(newton)
+        b_next = np.where(inside, newton, bisect)
+        if np.all(np.abs(b_next - b) <= 1e-13 * b):
+            b = b_next
+            break
+        b = b_next
+    return np.clip(b, lo, hi)
+
+
+def solve_kkt(inst: JointInstance, *, tol: float = 1e-12) -> JointSolution:
+    """The decoupled KKT solution (notes, 5.2). Never raises; infeasibility is a status."""
+    n = inst.n
+    x_min = 1.0 - inst.rho_max
+    # 0. Devices that cannot meet T_max whatever they get.
+    b_min = bandwidth_for_kept_fraction(inst, x_min)
+    hopeless = ~np.isfinite(b_min) | (inst.slack_s <= 0)
+    if hopeless.any() or inst.budget_hz <= 0:
+        bad = np.flatnonzero(hopeless).tolist() if hopeless.any() else list(range(n))
+        reason = "deadline unreachable" if hopeless.any() else "no bandwidth"
+        return JointSolution(
+            np.full(n, inst.rho_max),
+            np.zeros(n),
+            np.nan,
+            f"infeasible: {reason} for devices {bad}",
+            bad,
+        )
+    if b_min.sum() > inst.budget_hz:
+        # Name the devices that need the most bandwidth at maximum pruning until the rest fit.
+        order = np.argsort(-b_min, kind="stable")
+        over = np.cumsum(np.sort(b_min)) > inst.budget_hz
+        k = int(over.sum())
+        bad = sorted(order[:k].tolist())
+        return JointSolution(
+            np.full(n, inst.rho_max),
+            b_min,
+            np.nan,
+            f"infeasible: sum of b_min exceeds the budget; devices {bad} need the most",
+            bad,
+        )
+    b_full = bandwidth_for_kept_fraction(inst, 1.0)
+    # 1. Enough bandwidth for everyone unpruned: no pruning, spread the spare in proportion.
+    if np.all(np.isfinite(b_full)) and b_full.sum() <= inst.budget_hz:
+        total = b_full.sum()
+        bw = b_full * inst.budget_hz / total if total > 0 else np.full(n, inst.budget_hz / n)
+        return JointSolution(np.zeros(n), bw, 0.0, "no_pruning_needed")
+    # 2. Price bandwidth: sum_k b_k(lam) = B is decreasing in lam on
+    #    (0, max_k w_k g_k'(b_min_k)]; Brent's method on log(lam), each evaluation warm-starting
+    #    every device's Newton solve from the previous one.
+    b_full = np.where(np.isfinite(b_full), b_full, inst.budget_hz)  # x = 1 unreachable
+    lo_b = np.maximum(b_min, 1e-300)
+    hi_b = np.maximum(b_full, lo_b)
+    g1_at_min, _ = _g_slope(inst, lo_b)
+    g1_at_full, _ = _g_slope(inst, hi_b)
+    warm = [hi_b.copy()]
+
+    def excess(log_lam: float) -> float:
+        warm[0] = _bandwidth_at_price(inst, np.exp(log_lam), lo_b, hi_b, warm[0])
+        return float(warm[0].sum() / inst.budget_hz - 1.0)
+
+    top = float(np.log(np.max(inst.weights * g1_at_min)))
+    bottom = float(np.log(max(np.min(inst.weights * g1_at_full), 1e-300)))
+    if excess(bottom) <= 0:  # everyone at b_full already fits (caught above, kept for safety)
+        bottom -= 1.0
+    log_lam = brentq(excess, bottom, top, xtol=tol, rtol=4 * np.finfo(float).eps, maxiter=200)
+    lam = float(np.exp(log_lam))
+    b = _bandwidth_at_price(inst, lam, lo_b, hi_b, warm[0])
+    b *= inst.budget_hz / b.sum()  # remove the root-finding residue (~1e-12 relative)
+    return JointSolution(rho_for_bandwidth(inst, b), b, lam, "optimal")
+
+
+class JointPruningProblem:
+    """P1 in cvxpy, built once per cohort size and re-solved with new Parameters (DPP).
+
+    Normalised units: bandwidth in equal shares ``beta_k = b_k / (B / n)`` (so ``gamma_k / (B/n)``
+    is the SNR at an equal share, well scaled for any cohort size; normalising by B instead
+    makes it vanish as n grows and the solver fails), time in units of ``T_max``. With
+    ``q_k = A_k r_k / S_k`` (prunable compute time over upload time, dimensionless) the notes'
+    deadline ``x_k <= g_k(b_k) = (T'_k / A_k) q_k / (1 + q_k)`` becomes three DPP constraints::
+
+        (S_k / (A_k B)) q_k <= rate_k <= beta_k log2(1 + gamma_k / (B beta_k))
+        z_k >= 1 / (1 + q_k)                      (so z_k is in (0, 1]: well scaled)
+        x_k <= (T'_k / A_k) (1 - z_k)
+
+    Devices with ``A_k = 0`` use ``S_k x_k <= T'_k r_k`` instead; both forms exist for every
+    device and Parameters switch one of them off, so one compiled problem serves any mix. Every
+    relaxation is tight at the optimum (more rate or a smaller ``z`` only helps the objective).
+    """
+
+    def __init__(self, n: int):
+        import cvxpy as cp  # deferred: ~1 s import
+
+        self.cp, self.n = cp, n
+        self.share = cp.Variable(n, nonneg=True)
+        self.kept = cp.Variable(n)
+        self.rate = cp.Variable(n, nonneg=True)  # r_k / B, bit/s/Hz (linear-form devices)
+        self.ratio = cp.Variable(n, nonneg=True)  # q_k
+        self.z = cp.Variable(n, nonneg=True)
+        self.gamma = cp.Parameter(n, nonneg=True)  # gamma_k / B
+        self.weights = cp.Parameter(n, nonneg=True)
+        self.rate_per_ratio = cp.Parameter(n, nonneg=True)  # S_k / (A_k B); 1 on linear devices
+        self.cap = cp.Parameter(n, nonneg=True)  # T'_k / A_k (in T_max); 0 on linear devices
+        self.relief = cp.Parameter(n, nonneg=True)  # 1 on linear devices (x <= 1), else 0
+        self.lin_payload = cp.Parameter(n, nonneg=True)  # S_k / (B T_max) on linear devices
+        self.lin_slack = cp.Parameter(n, nonneg=True)  # T'_k / T_max on linear devices
+        self.x_min = cp.Parameter()
+        beta, x = self.share, self.kept
+        self.budget_constraint = cp.sum(beta) <= n
+        rate = -cp.rel_entr(beta, beta + self.gamma) / LN2
+        constraints = [
+            self.rate <= rate,
+            cp.multiply(self.rate_per_ratio, self.ratio) <= rate,
+            self.z >= cp.inv_pos(1.0 + self.ratio),
+            self.z <= 1.0,
+            x <= cp.multiply(self.cap, 1.0 - self.z) + self.relief,
+            cp.multiply(self.lin_payload, x) <= cp.multiply(self.lin_slack, self.rate),
+            x <= 1.0,
+            x >= self.x_min,
+            self.budget_constraint,
+        ]
+        self.problem = cp.Problem(cp.Maximize(self.weights @ x), constraints)
+        assert self.problem.is_dcp() and self.problem.is_dpp()
+
+    def solve(self, inst: JointInstance, solver: str = "CLARABEL") -> JointSolution:
+        """Solve; a solver error or non-optimal status is returned as status, never raised."""
+        n, t = inst.n, inst.t_max_s
+        bgt = inst.budget_hz / n  # the unit of bandwidth: an equal share
+        linear = inst.prunable_s <= 0
+        a = np.where(linear, 1.0, inst.prunable_s)
+        slack = inst.slack_s / t
+        self.gamma.value = inst.gamma_hz / bgt
+        self.weights.value = inst.weights / inst.weights.sum()
+        self.rate_per_ratio.value = np.where(linear, 1.0, inst.payload_bits / (a * bgt))
+        self.cap.value = np.where(linear, 0.0, np.maximum(inst.slack_s, 0.0) / a)
+        self.relief.value = np.where(linear, 1.0, 0.0)
+        self.lin_payload.value = np.where(linear, inst.payload_bits / (bgt * t), 0.0)
+        self.lin_slack.value = np.where(linear, np.maximum(slack, 0.0), 0.0)
+        self.x_min.value = 1.0 - inst.rho_max
+        try:
+            self.problem.solve(solver=solver)
+        except self.cp.error.SolverError as exc:
+            return JointSolution(np.full(n, np.nan), np.zeros(n), np.nan, f"solver_failed: {exc}")
+        status = self.problem.status
+        if status in ("infeasible", "infeasible_inaccurate"):
+            return JointSolution(
+                np.full(n, inst.rho_max),
+                np.zeros(n),
+                np.nan,
+                f"infeasible: cvxpy reports {status}",
+                list(range(n)),
+            )
+        if status not in ("optimal", "optimal_inaccurate") or self.kept.value is None:
+            return JointSolution(
+                np.full(n, np.nan), np.zeros(n), np.nan, f"solver_failed: {status}"
+            )
+        beta = np.maximum(np.asarray(self.share.value), 0.0)
+        beta *= n / max(beta.sum(), n)
+        rho = np.clip(1.0 - self.kept.value, 0.0, inst.rho_max)
+        # The budget dual prices one equal share per unit of normalised objective; convert to
+        # the KKT solver's lambda (objective weights w, bandwidth in Hz).
+        lam = float(self.budget_constraint.dual_value) * inst.weights.sum() / bgt
+        return JointSolution(rho, beta * bgt, lam, "optimal" if status == "optimal" else status)
+
+
+def kkt_certificate(inst: JointInstance, rho, bandwidth_hz, lam: float) -> dict[str, float]:
+    """Residuals of the KKT conditions of P1 in the convex form ``x_k <= g_k(b_k)``.
+
+    Lagrangian ``-sum w x + sum mu (x - g(b)) + lam (sum b - B) + sum alpha (x - 1)
+    + sum beta (x_min - x)``. Given (rho, b, lam) the other multipliers follow:
+    ``mu_k = lam / g_k'(b_k)`` (stationarity in b), then ``alpha_k = w_k - mu_k`` at x = 1 and
+    ``beta_k = mu_k - w_k`` at x = x_min (stationarity in x); anything left is residual.
+    All residuals are scaled (by B, T_max or the weights) so 1e-6 means 1e-6 relative.
+    """
+    rho = np.asarray(rho, dtype=float)
+    b = np.asarray(bandwidth_hz, dtype=float)
+    x, x_min = 1.0 - rho, 1.0 - inst.rho_max
+    w = inst.weights / inst.weights.sum()
+    lam_n = lam * inst.budget_hz / inst.weights.sum()  # price of a unit budget fraction
+    g = kept_fraction_cap(inst, b)
+    g1, _ = _g_slope(inst, np.maximum(b, 1e-300))
+    g1 = g1 * inst.budget_hz  # slope per unit budget fraction
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.where(g1 > 0, lam_n / g1, 0.0)
+    at_top = x >= 1.0 - 1e-9
+    at_bottom = x <= x_min + 1e-9
+    alpha = np.where(at_top, np.maximum(w - mu, 0.0), 0.0)
+    beta = np.where(at_bottom, np.maximum(mu - w, 0.0), 0.0)
+    stationarity_x = -w + mu + alpha - beta
+    lat = latency_s(inst, rho, b)
+    return {
+        "primal_budget": max(b.sum() / inst.budget_hz - 1.0, 0.0),
+        "primal_deadline": float(np.max(np.maximum(lat / inst.t_max_s - 1.0, 0.0), initial=0.0)),
+        "primal_bounds": float(np.max(np.maximum(np.maximum(-rho, rho - inst.rho_max), 0.0))),
+        "dual_feasibility": float(max(-lam_n, 0.0)),
+        "complementary_budget": abs(lam_n * (b.sum() / inst.budget_hz - 1.0)),
+        "complementary_deadline": float(np.max(np.abs(mu * np.minimum(g - x, 1.0)), initial=0.0)),
+        "stationarity": float(np.max(np.abs(stationarity_x) / np.maximum(w, 1e-300), initial=0.0)),
+    }
