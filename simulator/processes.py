@@ -15,11 +15,12 @@ from typing import cast
 import numpy as np
 import simpy
 
+from channels.units import dbm_to_w
 from devices.timing import compute_energy_j
 from fl.state import Failure
 from simulator.learning import evaluate_global, is_diverged, train_and_aggregate
 from simulator.recorder import SERVER, Recorder
-from simulator.round_plan import RoundPlan, plan_round
+from simulator.round_plan import plan_round
 from simulator.world import World
 
 
@@ -111,48 +112,74 @@ def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int,
             job.interrupt("offline")
 
 
-def _round_breakdown(plan: RoundPlan, outcomes: list[JobOutcome], latency_s: float) -> dict:
+@dataclass(frozen=True)
+class RoundOutcomes:
+    """A round's job outcomes as arrays [n] in cohort order (one pass over the objects)."""
+
+    device_id: np.ndarray
+    phases_done: np.ndarray
+    finished_at_s: np.ndarray
+    spent_s: np.ndarray  # [n, 3]: downlink, compute, uplink time actually spent
+
+    @classmethod
+    def of(cls, outcomes: list[JobOutcome]) -> RoundOutcomes:
+        rows = [
+            (
+                o.device_id,
+                o.phases_done,
+                o.finished_at_s,
+                o.downlink_spent_s,
+                o.compute_spent_s,
+                o.uplink_spent_s,
+            )
+            for o in outcomes
+        ]
+        table = np.array(rows, dtype=float).reshape(-1, 6)
+        return cls(
+            table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2], table[:, 3:]
+        )
+
+    @property
+    def delivered(self) -> np.ndarray:
+        return self.phases_done == 3
+
+
+def _round_breakdown(done: RoundOutcomes, latency_s: float) -> dict:
     """Critical-path split of the round latency: the last device to deliver, plus waiting.
 
     ``wait_s`` is the part of the round nobody's delivered work explains (a deadline that cut
     the round, or every device failing); ``mean_device_idle_s`` is how long delivering devices
     sat idle waiting for the round to close.
     """
-    delivered = [o for o in outcomes if o.delivered]
-    if delivered:
-        last = max(delivered, key=lambda o: (o.finished_at_s, o.device_id))
-        busy = last.downlink_spent_s + last.compute_spent_s + last.uplink_spent_s
-        crit = (last.downlink_spent_s, last.compute_spent_s, last.uplink_spent_s)
-        idle = float(
-            np.mean(
-                [
-                    latency_s - (o.downlink_spent_s + o.compute_spent_s + o.uplink_spent_s)
-                    for o in delivered
-                ]
-            )
-        )
-    else:
-        busy, crit, idle = 0.0, (0.0, 0.0, 0.0), math.nan
+    delivered = np.flatnonzero(done.delivered)
+    if delivered.size == 0:
+        return {
+            "downlink_s": 0.0,
+            "compute_s": 0.0,
+            "uplink_s": 0.0,
+            "wait_s": latency_s,
+            "mean_device_idle_s": math.nan,
+        }
+    # last to finish; ties go to the highest device id, as in the event order
+    order = np.lexsort((done.device_id[delivered], done.finished_at_s[delivered]))
+    crit = done.spent_s[delivered[order[-1]]]
+    busy = done.spent_s[delivered].sum(axis=1)
     return {
-        "downlink_s": crit[0],
-        "compute_s": crit[1],
-        "uplink_s": crit[2],
-        "wait_s": max(latency_s - busy, 0.0),
-        "mean_device_idle_s": idle,
+        "downlink_s": float(crit[0]),
+        "compute_s": float(crit[1]),
+        "uplink_s": float(crit[2]),
+        "wait_s": max(latency_s - float(crit.sum()), 0.0),
+        "mean_device_idle_s": float(np.mean(latency_s - busy)),
     }
 
 
-def _energy_j(world: World, plan: RoundPlan, outcomes: list[JobOutcome]) -> tuple[float, float]:
+def _energy_j(world: World, done: RoundOutcomes) -> tuple[float, float]:
     """(compute J, transmit J) for the work actually done, interrupted jobs included."""
     pop = world.population
-    index = {int(d): i for i, d in enumerate(plan.device_ids)}
-    compute = transmit = 0.0
-    for o in outcomes:
-        i = index[o.device_id]
-        f = pop.cpu_hz[o.device_id]
-        compute += float(compute_energy_j(pop.kappa[o.device_id], f * o.compute_spent_s, f))
-        transmit += float(plan.tx_power_w[i] * o.uplink_spent_s)
-    return compute, transmit
+    f = pop.cpu_hz[done.device_id]
+    compute = compute_energy_j(pop.kappa[done.device_id], f * done.spent_s[:, 1], f).sum()
+    tx_power_w = dbm_to_w(pop.tx_power_dbm[done.device_id])
+    return float(compute), float((tx_power_w * done.spent_s[:, 2]).sum())
 
 
 def sync_server(env: simpy.Environment, ctx: RunContext):
@@ -192,11 +219,12 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         # 3. one job per device; devices no bandwidth can serve fail at once
         failures: list[Failure] = []
         procs: list[simpy.Process] = []
-        for i, dev in enumerate(plan.device_ids.tolist()):
-            if not math.isfinite(plan.total_s[i]):
-                rec.event(env.now, "failure", dev, round_idx, detail="unreachable")
-                failures.append(Failure(dev, "unreachable", env.now))
-                continue
+        reachable = np.isfinite(plan.total_s)
+        for dev in plan.device_ids[~reachable].tolist():
+            rec.event(env.now, "failure", dev, round_idx, detail="unreachable")
+            failures.append(Failure(dev, "unreachable", env.now))
+        for i in np.flatnonzero(reachable).tolist():
+            dev = int(plan.device_ids[i])
             job = Job(
                 dev,
                 round_idx,
@@ -219,24 +247,25 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         else:
             yield everyone
         outcomes: list[JobOutcome] = [cast(JobOutcome, p.value) for p in procs]
+        done = RoundOutcomes.of(outcomes)
         failures += [
             Failure(o.device_id, o.reason, o.finished_at_s) for o in outcomes if not o.delivered
         ]
-        delivered = [o.device_id for o in outcomes if o.delivered]
+        delivered = done.device_id[done.delivered].tolist()
         latency_s = env.now - round_start_s
         # 5. learn (zero virtual time), publish, evaluate
         row = _publish(ctx, round_idx, delivered, failures)
-        energy_compute, energy_tx = _energy_j(world, plan, outcomes)
+        energy_compute, energy_tx = _energy_j(world, done)
         row.update(
             round=round_idx,
             time_s=env.now,
             round_start_s=round_start_s,
             round_latency_s=latency_s,
-            **_round_breakdown(plan, outcomes, latency_s),
+            **_round_breakdown(done, latency_s),
             n_selected=len(cohort),
             n_delivered=len(delivered),
             n_failed=len(failures),
-            bits_down=plan.bits_down * sum(o.phases_done >= 1 for o in outcomes),
+            bits_down=plan.bits_down * int((done.phases_done >= 1).sum()),
             bits_up=plan.bits_up * len(delivered),
             energy_compute_j=energy_compute,
             energy_tx_j=energy_tx,

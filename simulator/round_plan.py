@@ -13,8 +13,7 @@ import numpy as np
 
 from channels.allocation import Allocation
 from channels.link import shannon_rate_bps
-from channels.units import dbm_to_w
-from devices.timing import compute_cycles
+from devices.timing import train_time_s
 from simulator.world import World
 
 
@@ -27,8 +26,6 @@ class RoundPlan:
     compute_s: np.ndarray
     uplink_s: np.ndarray
     uplink_bandwidth_hz: np.ndarray
-    cycles: np.ndarray
-    tx_power_w: np.ndarray
     bits_down: int
     bits_up: int
     allocation: Allocation
@@ -67,8 +64,7 @@ def plan_round(world: World, cohort: list[int], now_s: float) -> RoundPlan:
     downlink_s = _transfer_s(bits_down, dl_rate)
     # 2. compute
     samples = world.work.samples_processed(world.num_examples[ids])
-    cycles = compute_cycles(pop.cycles_per_sample[ids], samples)
-    compute_s = cycles / pop.cpu_hz[ids]
+    compute_s = train_time_s(pop.cpu_hz[ids], pop.cycles_per_sample[ids], samples)
     # 3. uplink
     gamma_ul = world.uplink.gamma_hz(
         link_ids=ids, distance_m=dist, tx_power_dbm=pop.tx_power_dbm[ids], t_s=now_s
@@ -86,8 +82,6 @@ def plan_round(world: World, cohort: list[int], now_s: float) -> RoundPlan:
         compute_s=compute_s,
         uplink_s=uplink_s,
         uplink_bandwidth_hz=allocation.bandwidth_hz,
-        cycles=cycles,
-        tx_power_w=dbm_to_w(pop.tx_power_dbm[ids]),
         bits_down=bits_down,
         bits_up=bits_up,
         allocation=allocation,
