@@ -75,6 +75,6 @@ def sent_bits(
     masks: dict[str, torch.Tensor], bits_per_param: int = 32, *, bitmap: bool = False
 ) -> torch.Tensor:
     """Uplink bits per device [C]: kept entries x ``bits_per_param`` (+ 1 bit/entry bitmap)."""
-    kept = sum(m.reshape(m.shape[0], -1).sum(dim=1) for m in masks.values())
+    kept = torch.stack([m.reshape(m.shape[0], -1).sum(dim=1) for m in masks.values()]).sum(0)
     total = sum(m[0].numel() for m in masks.values())
     return kept * bits_per_param + (total if bitmap else 0)
