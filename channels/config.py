@@ -72,8 +72,24 @@ class MinMaxLatencyConfig(_Frozen):
     solver: Literal["cvxpy", "bisection"] = "cvxpy"
 
 
+class JointPruningConfig(_Frozen):
+    """Joint pruning-ratio / bandwidth allocation (P1 of papers/pruning_personalization_kkt.md).
+
+    Needs a strategy with ``rho: adaptive``. ``on_infeasible``: ``relax`` raises the round's
+    deadline to the smallest feasible one; ``drop`` leaves the offending devices out of the
+    round (they fail with reason "infeasible"). Either way the run's results say so.
+    """
+
+    kind: Literal["joint_pruning"]
+    t_max_s: PositiveFloat
+    rho_max: float = Field(default=0.9, ge=0, lt=1)
+    solver: Literal["kkt", "cvxpy"] = "kkt"
+    on_infeasible: Literal["relax", "drop"] = "relax"
+
+
 AllocatorConfig = Annotated[
-    EqualShareConfig | ProportionalConfig | MinMaxLatencyConfig, Field(discriminator="kind")
+    EqualShareConfig | ProportionalConfig | MinMaxLatencyConfig | JointPruningConfig,
+    Field(discriminator="kind"),
 ]
 
 

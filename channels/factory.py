@@ -7,12 +7,14 @@ from channels.config import (
     ChannelConfig,
     EqualShareConfig,
     FreeSpaceConfig,
+    JointPruningConfig,
     LogDistanceConfig,
     RayleighConfig,
     RicianConfig,
 )
 from channels.counter_rng import stream_id
 from channels.fading import FadingModel, NoFading, RayleighFading, RicianFading
+from channels.joint_pruning import JointPruningAllocator
 from channels.link import Link
 from channels.minmax_latency import MinMaxLatency
 from channels.pathloss import FreeSpace, LogDistance, Macro3GPP, PathLoss
@@ -48,10 +50,12 @@ def make_link(cfg: ChannelConfig, seed: int, direction: str) -> Link:
     )
 
 
-def make_allocator(cfg: ChannelConfig) -> BandwidthAllocator:
+def make_allocator(cfg: ChannelConfig) -> BandwidthAllocator | JointPruningAllocator:
     a = cfg.allocator
     if isinstance(a, EqualShareConfig):
         return EqualShare()
     if a.kind == "proportional":
         return ProportionalToDemand()
+    if isinstance(a, JointPruningConfig):
+        return JointPruningAllocator(a.t_max_s, a.rho_max, a.solver, a.on_infeasible)
     return MinMaxLatency(solver=a.solver)

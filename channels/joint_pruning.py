@@ -355,3 +355,121 @@ def kkt_certificate(inst: JointInstance, rho, bandwidth_hz, lam: float) -> dict[
         "complementary_deadline": float(np.max(np.abs(mu * np.minimum(g - x, 1.0)), initial=0.0)),
         "stationarity": float(np.max(np.abs(stationarity_x) / np.maximum(w, 1e-300), initial=0.0)),
     }
+
+
+@dataclass(frozen=True)
+class JointAllocation:
+    """A round's joint decision: rho [n], bandwidth_hz [n] (0 for dropped devices)."""
+
+    rho: NDArray[np.float64]
+    bandwidth_hz: NDArray[np.float64]
+    status: str
+    latency_s: float  # predicted max over the devices kept in the round
+    t_max_s: float  # the deadline actually used (raised when relaxed)
+    dropped: list[int]
+    certificate: dict[str, float]
+    solve_time_s: float
+
+
+@dataclass
+class JointPruningAllocator:
+    """Per round: solve P1 (KKT closed form or cvxpy); handle infeasible rounds as configured.
+
+    ``on_infeasible="relax"``: the deadline becomes the smallest feasible one, the min-max
+    latency with every device at maximum pruning (:mod:`channels.minmax_latency` with
+    ``fixed = P + x_min A`` and payload ``x_min S``). ``"drop"``: the devices the solver names
+    are left out and the rest re-solved. Devices with no usable channel are always dropped.
+    A cvxpy failure falls back to the closed form and says so.
+    """
+
+    t_max_s: float
+    rho_max: float = 0.9
+    solver: str = "kkt"
+    on_infeasible: str = "relax"
+    name: str = "joint_pruning"
+
+    def __post_init__(self):
+        self._problems: dict[int, JointPruningProblem] = {}
+
+    def _solve(self, inst: JointInstance) -> tuple[JointSolution, str]:
+        if self.solver == "cvxpy" and inst.n > 0:
+            if inst.n not in self._problems:
+                self._problems[inst.n] = JointPruningProblem(inst.n)
+            sol = self._problems[inst.n].solve(inst)
+            if not sol.status.startswith("solver_failed"):
+                return sol, ""
+            return solve_kkt(inst), f"{sol.status} -> kkt; "
+        return solve_kkt(inst), ""
+
+    def allocate_joint(
+        self, *, fixed_s, prunable_s, payload_bits, gamma_hz, weights, total_bandwidth_hz
+    ) -> JointAllocation:
+        import time
+
+        from channels.minmax_latency import minmax_latency_bisection
+
+        started = time.perf_counter()
+        n = len(fixed_s)
+        keep = np.isfinite(gamma_hz) & (np.asarray(gamma_hz) > 0)
+        notes = "" if keep.all() else f"no channel: dropped {np.flatnonzero(~keep).tolist()}; "
+        t_max = self.t_max_s
+
+        def instance(mask, deadline):
+            return JointInstance(
+                np.asarray(fixed_s, float)[mask],
+                np.asarray(prunable_s, float)[mask],
+                np.asarray(payload_bits, float)[mask],
+                np.asarray(gamma_hz, float)[mask],
+                np.asarray(weights, float)[mask],
+                float(total_bandwidth_hz),
+                deadline,
+                self.rho_max,
+            )
+
+        inst = instance(keep, t_max)
+        sol, fallback = self._solve(inst)
+        notes += fallback
+        while not sol.feasible and inst.n > 0:
+            notes += f"{sol.status} at T_max={t_max:.6g} s; "
+            if self.on_infeasible == "relax":
+                x_min = 1.0 - self.rho_max
+                smallest = minmax_latency_bisection(
+                    x_min * inst.payload_bits / 1e6,
+                    inst.gamma_hz / 1e6,
+                    inst.fixed_s + x_min * inst.prunable_s,
+                    inst.budget_hz / 1e6,
+                )
+                if not np.isfinite(smallest.latency_s):
+                    break
+                t_max = smallest.latency_s * (1.0 + 1e-9)
+                notes += f"relaxed T_max to {t_max:.6g} s; "
+                inst = instance(keep, t_max)
+                sol, fallback = self._solve(inst)
+                notes += fallback
+                break
+            kept_idx = np.flatnonzero(keep)
+            keep[kept_idx[sol.infeasible_devices]] = False
+            notes += f"dropped {kept_idx[sol.infeasible_devices].tolist()}; "
+            inst = instance(keep, t_max)
+            sol, fallback = self._solve(inst)
+            notes += fallback
+        rho = np.full(n, self.rho_max)
+        bw = np.zeros(n)
+        if inst.n and sol.feasible:
+            rho[keep], bw[keep] = sol.rho, sol.bandwidth_hz
+            cert = kkt_certificate(inst, sol.rho, sol.bandwidth_hz, sol.lam)
+            lat = float(latency_s(inst, sol.rho, sol.bandwidth_hz).max())
+        else:
+            keep[:] = False
+            cert, lat = {}, float("inf")
+        status = notes + (sol.status if inst.n else "no devices left")
+        return JointAllocation(
+            rho,
+            bw,
+            status,
+            lat,
+            t_max,
+            np.flatnonzero(~keep).tolist(),
+            cert,
+            time.perf_counter() - started,
+        )

@@ -49,6 +49,12 @@ class DigitsData(_Frozen):
     kind: Literal["digits"]
     partition: Partition = DirichletPartition(kind="dirichlet")
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    local_test_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="hold out this share of each device's data to measure personalised accuracy",
+    )
 
 
 class SyntheticData(_Frozen):
@@ -127,5 +133,22 @@ class FedAvgConfig(_Frozen):
         return self
 
 
-# One algorithm so far; later ones join this union with a `kind` discriminator.
-StrategyConfig = FedAvgConfig
+class PrunedPersonalizedConfig(_Frozen):
+    """Adaptive pruning + partial personalisation (papers/pruning_personalization_kkt.md).
+
+    ``rho: adaptive`` lets the joint allocator (``channel.allocator.kind: joint_pruning``)
+    choose each device's pruning ratio every round; a number fixes it for every device
+    (0 = partial personalisation without pruning).
+    """
+
+    kind: Literal["pruned_personalized"]
+    rho: Literal["adaptive"] | Annotated[float, Field(ge=0, lt=1)] = "adaptive"
+    personal_steps: PositiveInt = 5
+    global_steps: PositiveInt = 5
+    aggregation: Literal["kept_entries", "zero_filled"] = "kept_entries"
+    mask_bitmap: bool = False
+    clients_per_round: PositiveInt | None = None
+    fraction: float | None = Field(default=None, gt=0, le=1)
+
+
+StrategyConfig = Annotated[FedAvgConfig | PrunedPersonalizedConfig, Field(discriminator="kind")]

@@ -30,6 +30,8 @@ class FederatedData:
     test_x: torch.Tensor
     test_y: torch.Tensor
     num_classes: int
+    # per-device held-out indices into train_x (personalised accuracy), when configured
+    client_test_indices: list[np.ndarray] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -60,6 +62,19 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     with gzip.open(_digits_csv_path(), "rt") as fh:
         table = np.loadtxt(fh, delimiter=",")
     return table[:, :-1], table[:, -1].astype(np.int64)
+
+
+def split_local_tests(
+    client_indices: list[np.ndarray], fraction: float, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Split each device's indices into (train, held-out test); at least one of each."""
+    train, test = [], []
+    for idx in client_indices:
+        perm = rng.permutation(idx)
+        n_test = min(max(1, int(round(len(idx) * fraction))), len(idx) - 1)
+        train.append(np.sort(perm[n_test:]))
+        test.append(np.sort(perm[:n_test]))
+    return train, test
 
 
 def split_train_test(n: int, test_fraction: float, rng: np.random.Generator):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from torch import nn
 
 from fl.config import (
     DataConfig,
@@ -12,13 +13,16 @@ from fl.config import (
     DirichletPartition,
     IIDPartition,
     Partition,
+    PrunedPersonalizedConfig,
     StrategyConfig,
     TrainingConfig,
 )
-from fl.datasets import FederatedData, digits_pool, synthetic_fedprox
+from fl.datasets import FederatedData, digits_pool, split_local_tests, synthetic_fedprox
 from fl.partition import partition_dirichlet, partition_iid, partition_shards
+from fl.state import ModelState
 from fl.strategies.base import Strategy
 from fl.strategies.fedavg import FedAvg
+from fl.strategies.pruned_personalized import PrunedPersonalized
 from fl.training import LocalWork
 
 RngFor = Callable[[str], np.random.Generator]
@@ -47,7 +51,12 @@ def make_data(cfg: DataConfig, num_devices: int, rng_for: RngFor) -> FederatedDa
     if isinstance(cfg, DigitsData):
         train_x, train_y, test_x, test_y = digits_pool(cfg.test_fraction, rng_for("data_split"))
         parts = partition(cfg.partition, train_y.numpy(), num_devices, rng_for("partition"))
-        return FederatedData(train_x, train_y, parts, test_x, test_y, 10)
+        local_tests = None
+        if cfg.local_test_fraction is not None:
+            parts, local_tests = split_local_tests(
+                parts, cfg.local_test_fraction, rng_for("local_test")
+            )
+        return FederatedData(train_x, train_y, parts, test_x, test_y, 10, local_tests)
     return synthetic_fedprox(
         num_devices=num_devices,
         alpha=cfg.alpha,
@@ -61,11 +70,30 @@ def make_data(cfg: DataConfig, num_devices: int, rng_for: RngFor) -> FederatedDa
     )
 
 
-def make_local_work(cfg: TrainingConfig) -> LocalWork:
+def make_local_work(cfg: TrainingConfig, strategy: StrategyConfig) -> LocalWork:
+    """Local work per round; the pruned-personalised strategy sets its own step counts."""
+    if isinstance(strategy, PrunedPersonalizedConfig):
+        steps = strategy.personal_steps + strategy.global_steps
+        return LocalWork(batch_size=cfg.batch_size, lr=cfg.lr, steps=steps)
     return LocalWork(
         batch_size=cfg.batch_size, lr=cfg.lr, steps=cfg.local_steps, epochs=cfg.local_epochs
     )
 
 
-def make_strategy(cfg: StrategyConfig) -> Strategy:
+def make_strategy(
+    cfg: StrategyConfig, *, model: nn.Module, initial_state: ModelState, num_devices: int
+) -> Strategy:
+    if isinstance(cfg, PrunedPersonalizedConfig):
+        return PrunedPersonalized(
+            model=model,
+            initial_state=initial_state,
+            num_devices=num_devices,
+            personal_steps=cfg.personal_steps,
+            global_steps=cfg.global_steps,
+            rho=None if cfg.rho == "adaptive" else float(cfg.rho),
+            zero_filled=cfg.aggregation == "zero_filled",
+            mask_bitmap=cfg.mask_bitmap,
+            clients_per_round=cfg.clients_per_round,
+            fraction=cfg.fraction,
+        )
     return FedAvg(clients_per_round=cfg.clients_per_round, fraction=cfg.fraction)

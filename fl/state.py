@@ -28,6 +28,7 @@ class ClientUpdate:
     state: ModelState
     num_examples: int
     metrics: dict = field(default_factory=dict)
+    masks: ModelState | None = None  # keep-masks of a pruned update (True = entry sent)
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,9 @@ def train_cohort(
     y: torch.Tensor,
     plan: BatchPlan,
     lr: float,
+    *,
+    stacked_start: bool = False,
+    grad_masks: dict[str, torch.Tensor] | None = None,
 ) -> CohortResult:
     """Train C clients from the same ``start`` parameters in one batched SGD loop.
 
@@ -134,12 +137,22 @@ def train_cohort(
     x, y : pooled training data [N, ...], [N]
     plan : mini-batches, see :func:`plan_batches`
     lr : SGD step size
+    stacked_start : ``start`` already holds one slice per client [C, ...] (e.g. personal heads)
+    grad_masks : per name, a 0/1 (or bool) tensor broadcastable to [C, ...]; entries with 0
+        are frozen (pruned weights, or the part a phase does not train). Names absent: trained.
     """
     c, steps, b = plan.index.shape
-    params = {
-        k: v.detach().unsqueeze(0).expand(c, *v.shape).clone().requires_grad_(True)
-        for k, v in start.items()
-    }
+    if stacked_start:
+        params = {k: v.detach().clone().requires_grad_(True) for k, v in start.items()}
+    else:
+        params = {
+            k: v.detach().unsqueeze(0).expand(c, *v.shape).clone().requires_grad_(True)
+            for k, v in start.items()
+        }
+    masks = [
+        None if grad_masks is None or k not in grad_masks else grad_masks[k].to(v.dtype)
+        for k, v in params.items()
+    ]
     leaves = list(params.values())
     forward = vmap(lambda p, xb: functional_call(model, p, (xb,)))
     loss_sum = torch.zeros(c)
@@ -153,6 +166,8 @@ def train_cohort(
         ).reshape(c, b)
         per_client = (ce * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         grads = torch.autograd.grad(per_client.sum(), leaves)
+        if grad_masks is not None:
+            grads = tuple(g if m is None else g * m for g, m in zip(grads, masks, strict=True))
         with torch.no_grad():
             torch._foreach_add_(leaves, grads, alpha=-lr)
             active = (mask.sum(dim=1) > 0).float()

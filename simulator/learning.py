@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from fl.evaluation import evaluate
+from fl.evaluation import evaluate, evaluate_per_device
 from fl.state import ClientUpdate, Failure, ModelState
-from fl.training import plan_batches, train_cohort
 from simulator.world import World
 
 
@@ -25,34 +25,32 @@ class LearningStep:
 
 
 def train_and_aggregate(
-    world: World, *, round_idx: int, version: int, delivered: list[int], failures: list[Failure]
+    world: World,
+    *,
+    round_idx: int,
+    version: int,
+    delivered: list[int],
+    rho: np.ndarray,
+    failures: list[Failure],
 ) -> LearningStep:
-    """Train the delivering devices from the current global model and aggregate them."""
+    """Train the delivering devices (the strategy says how) and aggregate them."""
     data = world.data
     assert data is not None, "training needs data; systems-only runs never call this"
     updates: list[ClientUpdate] = []
     train_loss = math.nan
     if delivered:
-        plan = plan_batches(
-            [data.client_indices[d] for d in delivered],
-            world.work,
-            [world.streams.numpy("train", d, round_idx) for d in delivered],
+        updates = world.strategy.local_updates(
+            model=world.model,
+            data=data,
+            global_state=world.global_state,
+            device_ids=delivered,
+            rho=np.asarray(rho, dtype=float),
+            base_version=version,
+            round_idx=round_idx,
+            work=world.work,
+            rngs=[world.streams.numpy("train", d, round_idx) for d in delivered],
         )
-        result = train_cohort(
-            world.model, world.global_state, data.train_x, data.train_y, plan, world.work.lr
-        )
-        losses = result.train_loss.tolist()
-        train_loss = float(torch.tensor(losses).mean())
-        updates = [
-            ClientUpdate(
-                device_id=d,
-                base_version=version,
-                state={k: v[i] for k, v in result.stacked_state.items()},
-                num_examples=int(world.num_examples[d]),
-                metrics={"train_loss": losses[i]},
-            )
-            for i, d in enumerate(delivered)
-        ]
+        train_loss = float(np.mean([u.metrics["train_loss"] for u in updates]))
     new_state = world.strategy.aggregate(
         round_idx=round_idx, global_state=world.global_state, updates=updates, failures=failures
     )
@@ -64,6 +62,35 @@ def evaluate_global(world: World) -> tuple[float, float]:
     assert world.data is not None
     ev = evaluate(world.model, world.global_state, world.data.test_x, world.data.test_y)
     return ev.accuracy, ev.loss
+
+
+PERSONAL_NAN = {
+    "personal_accuracy_mean": math.nan,
+    "personal_accuracy_p10": math.nan,
+    "personal_accuracy_p50": math.nan,
+    "personal_accuracy_p90": math.nan,
+}
+
+
+def personal_accuracy(world: World) -> dict:
+    """Each device's accuracy on its own held-out data with the model it runs (global model
+    for FedAvg, global part + own head when personalised): mean and 10/50/90th percentiles.
+    Empty when the data has no local test splits."""
+    data = world.data
+    if data is None or data.client_test_indices is None:
+        return {}
+    ids = list(range(world.num_devices))
+    states = world.strategy.device_states(global_state=world.global_state, device_ids=ids)
+    acc = evaluate_per_device(
+        world.model, states, data.train_x, data.train_y, data.client_test_indices
+    ).numpy()
+    p10, p50, p90 = np.nanpercentile(acc, [10, 50, 90])
+    return {
+        "personal_accuracy_mean": float(np.nanmean(acc)),
+        "personal_accuracy_p10": float(p10),
+        "personal_accuracy_p50": float(p50),
+        "personal_accuracy_p90": float(p90),
+    }
 
 
 def is_diverged(state: ModelState, *losses: float) -> bool:

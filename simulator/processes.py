@@ -18,7 +18,13 @@ import simpy
 from channels.units import dbm_to_w
 from devices.timing import compute_energy_j
 from fl.state import Failure
-from simulator.learning import evaluate_global, is_diverged, train_and_aggregate
+from simulator.learning import (
+    PERSONAL_NAN,
+    evaluate_global,
+    is_diverged,
+    personal_accuracy,
+    train_and_aggregate,
+)
 from simulator.recorder import SERVER, Recorder
 from simulator.round_plan import plan_round
 from simulator.world import World
@@ -211,18 +217,22 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         round_start_s = env.now
         # 2. channels and bandwidth for the whole cohort at once
         plan = plan_round(world, cohort, env.now)
-        alloc = plan.allocation
-        rec.event(env.now, "round_start", SERVER, round_idx, alloc.latency_s, detail=alloc.status)
-        ctx.allocation_wall_s += alloc.solve_time_s  # wall clock: summary only, never metrics
-        if alloc.status not in ("optimal", "heuristic"):
-            ctx.notes.append(f"round {round_idx}: allocation {alloc.status}")
+        status = plan.allocation_status
+        rec.event(
+            env.now, "round_start", SERVER, round_idx, plan.predicted_latency_s, detail=status
+        )
+        ctx.allocation_wall_s += plan.solve_time_s  # wall clock: summary only, never metrics
+        if status not in ("optimal", "heuristic", "no_pruning_needed"):
+            ctx.notes.append(f"round {round_idx}: allocation {status}")
         # 3. one job per device; devices no bandwidth can serve fail at once
         failures: list[Failure] = []
         procs: list[simpy.Process] = []
         reachable = np.isfinite(plan.total_s)
-        for dev in plan.device_ids[~reachable].tolist():
-            rec.event(env.now, "failure", dev, round_idx, detail="unreachable")
-            failures.append(Failure(dev, "unreachable", env.now))
+        for i in np.flatnonzero(~reachable).tolist():
+            dev = int(plan.device_ids[i])
+            reason = "infeasible" if plan.dropped[i] else "unreachable"
+            rec.event(env.now, "failure", dev, round_idx, detail=reason)
+            failures.append(Failure(dev, reason, env.now))
         for i in np.flatnonzero(reachable).tolist():
             dev = int(plan.device_ids[i])
             job = Job(
@@ -254,7 +264,8 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         delivered = done.device_id[done.delivered].tolist()
         latency_s = env.now - round_start_s
         # 5. learn (zero virtual time), publish, evaluate
-        row = _publish(ctx, round_idx, delivered, failures)
+        slot = np.searchsorted(plan.device_ids, done.device_id[done.delivered])
+        row = _publish(ctx, round_idx, delivered, plan.rho[slot], failures)
         energy_compute, energy_tx = _energy_j(world, done)
         row.update(
             round=round_idx,
@@ -266,11 +277,14 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             n_delivered=len(delivered),
             n_failed=len(failures),
             bits_down=plan.bits_down * int((done.phases_done >= 1).sum()),
-            bits_up=plan.bits_up * len(delivered),
+            bits_up=int(plan.uplink_bits[slot].sum()),
             energy_compute_j=energy_compute,
             energy_tx_j=energy_tx,
-            allocation_status=alloc.status,
-            predicted_latency_s=alloc.latency_s,
+            allocation_status=status,
+            predicted_latency_s=plan.predicted_latency_s,
+            mean_rho=float(plan.rho[reachable].mean()) if reachable.any() else math.nan,
+            t_max_s=plan.t_max_s,
+            kkt_residual=max(plan.certificate.values()) if plan.certificate else math.nan,
         )
         rec.event(env.now, "publish", SERVER, round_idx, latency_s, detail=f"version {ctx.version}")
         rec.metric_row(row)
@@ -283,7 +297,11 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
 
 
 def _publish(
-    ctx: RunContext, round_idx: int, delivered: list[int], failures: list[Failure]
+    ctx: RunContext,
+    round_idx: int,
+    delivered: list[int],
+    rho: np.ndarray,
+    failures: list[Failure],
 ) -> dict:
     """Aggregate (full mode) and bump the version; returns the learning columns of the row."""
     world = ctx.world
@@ -292,10 +310,16 @@ def _publish(
         "accuracy": math.nan,
         "loss": math.nan,
         "train_loss": math.nan,
+        **PERSONAL_NAN,
     }
     if not world.scenario.systems_only:
         step = train_and_aggregate(
-            world, round_idx=round_idx, version=ctx.version, delivered=delivered, failures=failures
+            world,
+            round_idx=round_idx,
+            version=ctx.version,
+            delivered=delivered,
+            rho=rho,
+            failures=failures,
         )
         world.global_state = step.new_state
         row["train_loss"] = step.train_loss
@@ -303,8 +327,10 @@ def _publish(
         every = world.scenario.training.eval_every
         last = ctx.version + 1 == world.scenario.simulation.rounds
         if (ctx.version + 1) % every == 0 or last:
-            row["accuracy"], row["loss"] = evaluate_global(world)
-            computed.append(row["loss"])
+            if not world.strategy.personalized:
+                row["accuracy"], row["loss"] = evaluate_global(world)
+                computed.append(row["loss"])
+            row.update(personal_accuracy(world))
         if is_diverged(world.global_state, *computed):
             ctx.status = "diverged"
             ctx.notes.append(f"model diverged in round {round_idx} (non-finite loss or weights)")

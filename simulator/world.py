@@ -9,6 +9,7 @@ from torch import nn
 
 from channels.allocation import BandwidthAllocator
 from channels.factory import make_allocator, make_link
+from channels.joint_pruning import JointPruningAllocator
 from channels.link import Link
 from devices.availability import Availability
 from devices.population import make_availability, make_population
@@ -34,7 +35,7 @@ class World:
     availability: Availability
     uplink: Link
     downlink: Link
-    allocator: BandwidthAllocator
+    allocator: BandwidthAllocator | JointPruningAllocator
     strategy: Strategy
     model: nn.Module
     global_state: ModelState
@@ -54,7 +55,7 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     n = scenario.devices.count
     population = make_population(scenario.devices, lambda name: streams.numpy("devices", name))
     channel_seed = streams.integer("channel")
-    work = make_local_work(scenario.training)
+    work = make_local_work(scenario.training, scenario.strategy)
 
     # Systems-only runs skip the data unless compute time depends on it (epoch-based work).
     needs_data = not scenario.systems_only or work.epochs is not None
@@ -77,8 +78,12 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     if data is None:
         # Steps-based work does not depend on the split; weights are unused without training.
         num_examples = np.ones(n, np.int64)
-    strategy = make_strategy(scenario.strategy)
+    initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    strategy = make_strategy(
+        scenario.strategy, model=model, initial_state=initial_state, num_devices=n
+    )
     strategy.bits_per_param = scenario.bits_per_param
+    _check_pairing(scenario, source)
     return World(
         scenario=scenario,
         streams=streams,
@@ -89,8 +94,36 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         allocator=make_allocator(scenario.channel),
         strategy=strategy,
         model=model,
-        global_state={k: v.detach().clone() for k, v in model.state_dict().items()},
+        global_state=initial_state,
         work=work,
         data=data,
         num_examples=num_examples,
     )
+
+
+def _check_pairing(scenario: Scenario, source: str) -> None:
+    """Adaptive pruning and the joint allocator only make sense together."""
+    adaptive = getattr(scenario.strategy, "rho", None) == "adaptive"
+    joint = scenario.channel.allocator.kind == "joint_pruning"
+    if adaptive and not joint:
+        raise ScenarioError(
+            source,
+            [
+                Problem(
+                    "channel.allocator.kind",
+                    "joint_pruning (strategy.rho is adaptive)",
+                    repr(scenario.channel.allocator.kind),
+                )
+            ],
+        )
+    if joint and not adaptive:
+        raise ScenarioError(
+            source,
+            [
+                Problem(
+                    "strategy.rho",
+                    "adaptive (channel.allocator is joint_pruning)",
+                    repr(getattr(scenario.strategy, "rho", scenario.strategy.kind)),
+                )
+            ],
+        )
