@@ -170,6 +170,8 @@ def _bandwidth_at_price(inst, lam, lo, hi, start):
 def solve_kkt(inst: JointInstance, *, tol: float = 1e-12) -> JointSolution:
     """The decoupled KKT solution (notes, 5.2). Never raises; infeasibility is a status."""
     n = inst.n
+    if n == 0:
+        return JointSolution(np.zeros(0), np.zeros(0), 0.0, "no devices")
     x_min = 1.0 - inst.rho_max
     # 0. Devices that cannot meet T_max whatever they get.
     b_min = bandwidth_for_kept_fraction(inst, x_min)

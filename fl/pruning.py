@@ -3,10 +3,11 @@
 Building blocks for adaptive pruning + partial personalisation
 (papers/pruning_personalization_kkt.md, sections 2.2-2.3):
 
-* :func:`magnitude_masks` -- per device, keep the ``ceil((1 - rho_k) * numel)`` largest-magnitude
-  entries of each global tensor (layer-wise, so a small tensor such as a bias is never wiped
-  out by a global threshold; the notes leave the criterion open, this is our choice). One sort
-  per tensor serves the whole cohort, since all devices prune the same broadcast model.
+* :func:`magnitude_masks` -- per device, keep the ``floor((1 - rho_k) * numel)``
+  largest-magnitude entries of each global tensor. Floor, so a device never sends more than the
+  bandwidth allocator budgeted and its deadline holds exactly. Layer-wise, so a small tensor such
+  as a bias is never wiped out by a global threshold (the notes leave the criterion open; this
+  is our choice). One sort per tensor serves the whole cohort: all prune the same broadcast model.
 * :func:`aggregate_kept_entries` -- the notes' entry-wise rule: each entry is the weighted mean
   over the devices that kept it; entries nobody kept keep their old value. ``zero_filled=True``
   is the simpler alternative (weighted mean of the zero-filled vectors).
@@ -33,7 +34,8 @@ def magnitude_masks(global_state: ModelState, rho: torch.Tensor) -> dict[str, to
         order = torch.sort(flat, descending=True, stable=True).indices
         rank = torch.empty_like(order)
         rank[order] = torch.arange(flat.numel())
-        keep = torch.ceil((1.0 - rho) * flat.numel()).long()  # [C]
+        # floor, with a relative guard so 0.75 * 4 is 3, not 2.999...
+        keep = torch.floor((1.0 - rho) * flat.numel() * (1 + 1e-12)).long()  # [C]
         masks[name] = (rank.unsqueeze(0) < keep.unsqueeze(1)).reshape(-1, *tensor.shape)
     return masks
 

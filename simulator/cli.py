@@ -123,6 +123,42 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if bad else EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from simulator.compare import load_comparison, run_comparison
+    from simulator.errors import ScenarioError
+
+    try:
+        spec, scenarios = load_comparison(args.file)
+    except ScenarioError as exc:
+        print(exc.format(), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wedge compare: {len(spec.variants)} variants x {len(spec.seeds)} seeds")
+
+    def on_run(name, seed, row):
+        print(
+            f"  {name} seed {seed}: cumulative latency {row['cumulative_latency_s']:.2f} s, "
+            f"personalised accuracy {row['final_personal_accuracy']:.3f}",
+            flush=True,
+        )
+
+    table, _, folder = run_comparison(args.file, args.out, on_run=on_run)
+    with_cols = [
+        "variant",
+        "seeds",
+        "cumulative_latency_s",
+        "cumulative_compute_s",
+        "cumulative_uplink_s",
+        "mean_rho",
+        "personal_accuracy",
+        "personal_accuracy_std",
+        "latency_reduction_pct",
+        "accuracy_diff_points",
+    ]
+    print(table[with_cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"reference: {spec.reference}; table, runs and comparison.png in {folder}")
+    return EXIT_OK
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse exits 2 too; keep its one-line message
         self.print_usage(sys.stderr)
@@ -147,6 +183,10 @@ def make_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--every", type=int, default=None, help="print every N-th round")
     p_run.add_argument("--quiet", action="store_true", help="no per-round table or progress bar")
     p_run.set_defaults(func=cmd_run)
+    p_cmp = sub.add_parser("compare", help="run a comparison file's variants over seeds")
+    p_cmp.add_argument("file", type=Path, help="comparison YAML (base, reference, seeds, variants)")
+    p_cmp.add_argument("--out", default="runs", help="results root folder (default: runs)")
+    p_cmp.set_defaults(func=cmd_compare)
     p_val = sub.add_parser("validate", help="check scenario files without running them")
     p_val.add_argument("files", nargs="+", type=Path)
     p_val.set_defaults(func=cmd_validate)

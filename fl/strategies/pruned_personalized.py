@@ -13,7 +13,7 @@ papers/pruning_personalization_kkt.md (sections 2-3; most details there are [inf
   nobody kept keep their value (``zero_filled`` switches to the plain zero-filled average).
 * Cost model (notes, section 3): a sample costs ``cycles_per_sample * Q_p / Q`` in a personal
   step and ``cycles_per_sample * x * Q_g / Q`` in a global step (the notes neglect the frozen
-  part's forward pass); uplink ``ceil(x * numel)`` entries per global tensor at 32 bits (+ a
+  part's forward pass); uplink ``floor(x * numel)`` entries per global tensor at 32 bits (+ a
   1-bit-per-entry bitmap with ``mask_bitmap``).
 
 Our choices where the notes leave it open: layer-wise magnitude pruning (fl/pruning.py);
@@ -87,7 +87,9 @@ class PrunedPersonalized(FedAvg):
         )
 
     def uplink_bits(self, *, global_state, rho):
-        kept = sum(np.ceil((1.0 - np.asarray(rho)) * global_state[k].numel()) for k in self.shared)
+        x = 1.0 - np.asarray(rho)
+        # floor, as the masks: never more than the allocator budgeted (guard: 0.75 * 4 is 3)
+        kept = sum(np.floor(x * global_state[k].numel() * (1 + 1e-12)) for k in self.shared)
         return kept * self.bits_per_param + (
             self._numel(self.shared, global_state) if self.mask_bitmap else 0
         )

@@ -7,19 +7,19 @@ from fl.pruning import aggregate_kept_entries, magnitude_masks, sent_bits
 
 def test_magnitude_masks_keep_the_largest_entries_per_device():
     state = {"w": torch.tensor([[3.0, -1.0], [0.5, -4.0]]), "b": torch.tensor([0.1, -0.2, 0.3])}
-    masks = magnitude_masks(state, torch.tensor([0.0, 0.5, 0.9]))
-    # device 0 keeps all; device 1 keeps the 2 largest |w| (-4, 3) and ceil(1.5) = 2 of b
+    masks = magnitude_masks(state, torch.tensor([0.0, 0.5, 0.75]))
+    # device 0 keeps all; device 1 keeps the 2 largest |w| (-4, 3) and floor(1.5) = 1 of b
     assert masks["w"][0].all()
     assert masks["w"][1].tolist() == [[True, False], [False, True]]
-    assert masks["b"][1].tolist() == [False, True, True]
-    # device 2: ceil(0.1 * 4) = 1 entry of w, ceil(0.1 * 3) = 1 of b
+    assert masks["b"][1].tolist() == [False, False, True]
+    # device 2: floor(0.25 * 4) = 1 entry of w, floor(0.25 * 3) = 0 of b (never above budget)
     assert masks["w"][2].tolist() == [[False, False], [False, True]]
-    assert masks["b"][2].tolist() == [False, False, True]
+    assert masks["b"][2].tolist() == [False, False, False]
 
 
 def test_ties_are_broken_by_position():
-    masks = magnitude_masks({"w": torch.tensor([1.0, -1.0, 1.0])}, torch.tensor([0.5]))
-    assert masks["w"][0].tolist() == [True, True, False]
+    masks = magnitude_masks({"w": torch.tensor([1.0, -1.0, 1.0, 0.5])}, torch.tensor([0.5]))
+    assert masks["w"][0].tolist() == [True, True, False, False]
 
 
 def test_entry_wise_aggregation_by_hand():
