@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import brentq
 
 from channels.link import shannon_rate_bps
 from channels.rate_inverse import bandwidth_for_rate
@@ -119,23 +118,17 @@ def bandwidth_for_kept_fraction(inst: JointInstance, x) -> NDArray[np.float64]:
     return bandwidth_for_rate(target, inst.gamma_hz)
 
 
-def _rate_slope(b, gamma):
-    """``r'(b) = log2(1 + y) - y / ((1 + y) ln 2)``, y = gamma / b (bit/s per Hz)."""
-    y = gamma / b
-    return np.log1p(y) / LN2 - y / ((1.0 + y) * LN2)
-
-
-def _g_slope(inst: JointInstance, b, idx=slice(None)):
+def _g_slope(inst: JointInstance, b):
     """``g_k'(b) = T'_k S_k r'(b) / (A_k r(b) + S_k)^2`` and its derivative ``g_k''(b)``."""
-    gamma, a, s, tp = (
-        inst.gamma_hz[idx],
-        inst.prunable_s[idx],
-        inst.payload_bits[idx],
-        inst.slack_s[idx],
-    )
+    return _slopes(b, inst.gamma_hz, inst.prunable_s, inst.payload_bits, inst.slack_s)
+
+
+def _slopes(b, gamma, a, s, tp):
+    """``g'`` and ``g''`` from ``r'(b) = log2(1 + y) - y / ((1 + y) ln 2)``, y = gamma / b."""
     y = gamma / b
-    rate = b * np.log1p(y) / LN2
-    r1 = np.log1p(y) / LN2 - y / ((1.0 + y) * LN2)
+    log_term = np.log1p(y) / LN2
+    rate = b * log_term
+    r1 = log_term - y / ((1.0 + y) * LN2)
     r2 = -(y * y) / (b * (1.0 + y) ** 2 * LN2)  # r''(b) < 0
     den = a * rate + s
     g1 = tp * s * r1 / den**2
@@ -143,28 +136,72 @@ def _g_slope(inst: JointInstance, b, idx=slice(None)):
     return g1, g2
 
 
-def _bandwidth_at_price(inst, lam, lo, hi, start):
-    """Per device, the b in [lo, hi] with ``w g'(b) = lam`` (clipped): Newton in log b with a
-    bisection safeguard; ``g'`` is decreasing, so the bracket shrinks every step."""
-    w = inst.weights
-    b = np.clip(start, lo, hi)
-    lo, hi = lo.copy(), hi.copy()
-    target = lam / np.maximum(w, 1e-300)
-    for _ in range(60):
-        g1, g2 = _g_slope(inst, b)
-        f = g1 - target  # decreasing in b
-        lo = np.where(f > 0, b, lo)
-        hi = np.where(f <= 0, b, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = b - f / g2
-        bisect = np.sqrt(lo * hi)
-        inside = (newton > lo) & (newton < hi) & np.isfinite(newton)
-        b_next = np.where(inside, newton, bisect)
-        if np.all(np.abs(b_next - b) <= 1e-13 * b):
-            b = b_next
+class _PriceSolver:
+    """Per-device bandwidth at a bandwidth price lam: the b in [lo, hi] with w g'(b) = lam.
+
+    ``g'`` decreases in b, so a device whose slope at ``lo`` is already below the price sits at
+    ``lo`` and one whose slope at ``hi`` is above it sits at ``hi``; only the others need
+    Newton steps (safeguarded by bisection), warm-started from the previous price.
+    """
+
+    def __init__(self, inst: JointInstance, lo, hi):
+        self.w = np.maximum(inst.weights, 1e-300)
+        self.consts = (inst.gamma_hz, inst.prunable_s, inst.payload_bits, inst.slack_s)
+        self.lo, self.hi = lo, hi
+        self.g1_lo = _slopes(lo, *self.consts)[0]
+        self.g1_hi = _slopes(hi, *self.consts)[0]
+        self.b = hi.copy()
+        self.slope = 0.0  # d(sum b) / d(lam) at the last price
+
+    def __call__(self, lam: float) -> np.ndarray:
+        target = lam / self.w
+        b = np.where(self.g1_lo <= target, self.lo, np.where(self.g1_hi >= target, self.hi, self.b))
+        inner = np.flatnonzero((self.g1_lo > target) & (self.g1_hi < target))
+        if inner.size:
+            consts = tuple(c[inner] for c in self.consts)
+            lo, hi, t = self.lo[inner].copy(), self.hi[inner].copy(), target[inner]
+            x = np.clip(self.b[inner], lo, hi)
+            for _ in range(60):
+                g1, g2 = _slopes(x, *consts)
+                f = g1 - t  # decreasing in b
+                lo = np.where(f > 0, x, lo)
+                hi = np.where(f <= 0, x, hi)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    newton = x - f / g2
+                ok = (newton > lo) & (newton < hi) & np.isfinite(newton)
+                x_next = np.where(ok, newton, np.sqrt(lo * hi))
+                done = np.all(np.abs(x_next - x) <= 1e-11 * x)  # far below what lam needs
+                x = x_next
+                if done:
+                    break
+            b[inner] = np.clip(x, lo, hi)
+            # implicit derivative of w g'(b) = lam on the interior devices: db/dlam = 1/(w g'')
+            self.slope = float(np.sum(1.0 / (self.w[inner] * _slopes(b[inner], *consts)[1])))
+        else:
+            self.slope = 0.0
+        self.b = b
+        return b
+
+
+def _solve_price(price: _PriceSolver, budget_hz: float, tol: float) -> float:
+    """The lam with ``sum_k b_k(lam) = budget``: Newton in log(lam) using the implicit slope,
+    falling back to bisection whenever a step leaves the bracket or stalls."""
+    lo = float(np.log(max(np.min(price.w * price.g1_hi), 1e-300))) - 1.0  # sum b >= budget
+    hi = float(np.log(np.max(price.w * price.g1_lo)))  # sum b = sum b_min <= budget
+    log_lam = 0.5 * (lo + hi)
+    for _ in range(200):
+        lam = float(np.exp(log_lam))
+        excess = float(price(lam).sum() - budget_hz)
+        if excess > 0:
+            lo = log_lam
+        else:
+            hi = log_lam
+        if abs(excess) <= tol * budget_hz or hi - lo <= tol:
             break
-        b = b_next
-    return np.clip(b, lo, hi)
+        slope = price.slope * lam  # d(sum b) / d(log lam) < 0
+        step = log_lam - excess / slope if slope < 0 else np.nan
+        log_lam = step if lo < step < hi else 0.5 * (lo + hi)
+    return float(np.exp(log_lam))
 
 
 def solve_kkt(inst: JointInstance, *, tol: float = 1e-12) -> JointSolution:
@@ -206,28 +243,46 @@ def solve_kkt(inst: JointInstance, *, tol: float = 1e-12) -> JointSolution:
         bw = b_full * inst.budget_hz / total if total > 0 else np.full(n, inst.budget_hz / n)
         return JointSolution(np.zeros(n), bw, 0.0, "no_pruning_needed")
     # 2. Price bandwidth: sum_k b_k(lam) = B is decreasing in lam on
-    #    (0, max_k w_k g_k'(b_min_k)]; Brent's method on log(lam), each evaluation warm-starting
-    #    every device's Newton solve from the previous one.
+    #    (0, max_k w_k g_k'(b_min_k)]; safeguarded Newton on log(lam), each evaluation
+    #    warm-starting every device's Newton solve from the previous one.
     b_full = np.where(np.isfinite(b_full), b_full, inst.budget_hz)  # x = 1 unreachable
     lo_b = np.maximum(b_min, 1e-300)
     hi_b = np.maximum(b_full, lo_b)
-    g1_at_min, _ = _g_slope(inst, lo_b)
-    g1_at_full, _ = _g_slope(inst, hi_b)
-    warm = [hi_b.copy()]
-
-    def excess(log_lam: float) -> float:
-        warm[0] = _bandwidth_at_price(inst, np.exp(log_lam), lo_b, hi_b, warm[0])
-        return float(warm[0].sum() / inst.budget_hz - 1.0)
-
-    top = float(np.log(np.max(inst.weights * g1_at_min)))
-    bottom = float(np.log(max(np.min(inst.weights * g1_at_full), 1e-300)))
-    if excess(bottom) <= 0:  # everyone at b_full already fits (caught above, kept for safety)
-        bottom -= 1.0
-    log_lam = brentq(excess, bottom, top, xtol=tol, rtol=4 * np.finfo(float).eps, maxiter=200)
-    lam = float(np.exp(log_lam))
-    b = _bandwidth_at_price(inst, lam, lo_b, hi_b, warm[0])
+    price = _PriceSolver(inst, lo_b, hi_b)
+    lam = _solve_price(price, inst.budget_hz, tol)
+    b = price(lam)
     b *= inst.budget_hz / b.sum()  # remove the root-finding residue (~1e-12 relative)
     return JointSolution(rho_for_bandwidth(inst, b), b, lam, "optimal")
+
+
+def physical_instance(
+    n: int, seed: int, deadline_ratio: float, budget_hz: float, rho_max: float = 0.9
+) -> JointInstance:
+    """A reproducible P1 instance from the standard wireless-FL setup (notes, section 9):
+    macro path loss at 50-500 m with Rayleigh fading, 23 dBm, -174 dBm/Hz, CPUs 0.5-2 GHz,
+    a 0.5 Mbit global part; ``T_max`` is ``deadline_ratio`` x the unpruned equal-share round.
+    Used by the tests and the benchmark."""
+    rng = np.random.default_rng(seed)
+    d_km = np.sqrt(rng.uniform(0.05**2, 0.5**2, n))
+    loss_db = 128.1 + 37.6 * np.log10(d_km)
+    gamma = 0.2 * 10 ** (-loss_db / 10) / 10 ** ((-174 - 30) / 10) * rng.exponential(1.0, n)
+    cpu = rng.uniform(0.5e9, 2e9, n)
+    cycles_global = 16 * 5 * rng.uniform(1e4, 3e4, n) * 40
+    fixed = cycles_global / 9 / cpu + 0.01  # personalised steps + downlink
+    prunable = cycles_global / cpu
+    payload = np.full(n, 5e5)
+    probe = JointInstance(fixed, prunable, payload, gamma, np.ones(n), budget_hz, 1.0, rho_max)
+    unpruned = latency_s(probe, np.zeros(n), np.full(n, budget_hz / n)).max()
+    return JointInstance(
+        fixed,
+        prunable,
+        payload,
+        gamma,
+        np.ones(n) / n,
+        budget_hz,
+        deadline_ratio * unpruned,
+        rho_max,
+    )
 
 
 class JointPruningProblem:

@@ -16,34 +16,10 @@ from channels.joint_pruning import (
     JointPruningProblem,
     kkt_certificate,
     latency_s,
+    physical_instance,
     rho_for_bandwidth,
     solve_kkt,
 )
-
-
-def physical_instance(n, seed, deadline_ratio, budget_hz, rho_max=0.9):
-    rng = np.random.default_rng(seed)
-    d_km = np.sqrt(rng.uniform(0.05**2, 0.5**2, n))
-    loss_db = 128.1 + 37.6 * np.log10(d_km)
-    gamma = 0.2 * 10 ** (-loss_db / 10) / 10 ** ((-174 - 30) / 10) * rng.exponential(1.0, n)
-    cpu = rng.uniform(0.5e9, 2e9, n)
-    cycles_global = 16 * 5 * rng.uniform(1e4, 3e4, n) * 40
-    fixed = cycles_global / 9 / cpu + 0.01  # personalised steps + downlink
-    prunable = cycles_global / cpu
-    payload = np.full(n, 5e5)
-    probe = JointInstance(fixed, prunable, payload, gamma, np.ones(n), budget_hz, 1.0, rho_max)
-    unpruned = latency_s(probe, np.zeros(n), np.full(n, budget_hz / n)).max()
-    return JointInstance(
-        fixed,
-        prunable,
-        payload,
-        gamma,
-        np.ones(n) / n,
-        budget_hz,
-        deadline_ratio * unpruned,
-        rho_max,
-    )
-
 
 instances = st.builds(
     physical_instance,
