@@ -19,11 +19,12 @@ Solvers:
   then the multiplier ``lambda`` of the bandwidth budget by bisection, each device's bandwidth
   solving ``w_k g_k'(b) = lambda`` by safeguarded Newton steps.
 * :class:`JointPruningProblem` -- P1 in cvxpy, built once per cohort size with Parameters (DPP),
-  in normalised units (bandwidth in equal shares, time in units of ``T_max``). Known limit
-  (measured on physical instances, Rayleigh fading): agrees with the closed form to ~1e-7 up
-  to ~30 devices; at 100 devices ~3e-5 with occasional Clarabel failures; at 500-1,000 devices
-  Clarabel often stops with InsufficientProgress (SNR at an equal share spans ~1e-1..1e6).
-  Failures come back as ``status="solver_failed: ..."``, never as exceptions.
+  in normalised units (bandwidth in equal shares, time in units of ``T_max``), with the KKT
+  analysis's bandwidth range ``[b_min_k, b_full_k]`` as valid cuts. Known limit (measured on
+  physical instances with Rayleigh fading): agrees with the closed form to ~1e-7 up to ~30
+  devices, ~1e-5 at 100, ~2e-4 at 500; at 1,000 Clarabel mostly stops with
+  InsufficientProgress (SNR at an equal share spans ~1e-1..1e6). Failures come back as
+  ``status="solver_failed: ..."``, never as exceptions; the allocator then uses the closed form.
 * :func:`kkt_certificate` -- residuals of every KKT condition for any (rho, b, lambda).
 
 The companion problems of the notes' section 6.3 reuse existing pieces: fixed pruning with the
@@ -320,6 +321,11 @@ class JointPruningProblem:
         self.lin_payload = cp.Parameter(n, nonneg=True)  # S_k / (B T_max) on linear devices
         self.lin_slack = cp.Parameter(n, nonneg=True)  # T'_k / T_max on linear devices
         self.x_min = cp.Parameter()
+        # Valid cuts from the KKT analysis: an optimal b_k lies in [b_min_k, b_full_k] (less
+        # misses the deadline even at rho_max; more is wasted on an unpruned device). They keep
+        # an optimal solution and bound the region the interior point explores.
+        self.share_lo = cp.Parameter(n, nonneg=True)
+        self.share_hi = cp.Parameter(n, nonneg=True)
         beta, x = self.share, self.kept
         self.budget_constraint = cp.sum(beta) <= n
         rate = -cp.rel_entr(beta, beta + self.gamma) / LN2
@@ -332,6 +338,8 @@ class JointPruningProblem:
             cp.multiply(self.lin_payload, x) <= cp.multiply(self.lin_slack, self.rate),
             x <= 1.0,
             x >= self.x_min,
+            beta >= self.share_lo,
+            beta <= self.share_hi,
             self.budget_constraint,
         ]
         self.problem = cp.Problem(cp.Maximize(self.weights @ x), constraints)
@@ -352,6 +360,16 @@ class JointPruningProblem:
         self.lin_payload.value = np.where(linear, inst.payload_bits / (bgt * t), 0.0)
         self.lin_slack.value = np.where(linear, np.maximum(slack, 0.0), 0.0)
         self.x_min.value = 1.0 - inst.rho_max
+        b_min = bandwidth_for_kept_fraction(inst, 1.0 - inst.rho_max)
+        b_full = bandwidth_for_kept_fraction(inst, 1.0)
+        if not np.all(np.isfinite(b_min)) or b_min.sum() > inst.budget_hz:
+            # infeasible: leave the cuts out and let the solver say so
+            b_min, b_full = np.zeros(n), np.full(n, float(inst.budget_hz))
+        b_full = np.where(np.isfinite(b_full), np.maximum(b_full, b_min), inst.budget_hz)
+        if b_full.sum() <= inst.budget_hz:  # no pruning needed: any b >= b_full is optimal
+            b_full = np.full(n, float(inst.budget_hz))
+        self.share_lo.value = b_min / bgt
+        self.share_hi.value = np.minimum(b_full, inst.budget_hz) / bgt
         try:
             self.problem.solve(solver=solver)
         except self.cp.error.SolverError as exc:

@@ -103,13 +103,15 @@ def test_cvxpy_agrees_with_the_closed_form(inst):
     kkt = solve_kkt(inst)
     assume(kkt.status == "optimal")  # pruning active: the solution is unique
     cvx = JointPruningProblem(inst.n).solve(inst)
-    assume(not cvx.status.startswith("solver_failed"))
+    assert cvx.status in ("optimal", "optimal_inaccurate"), cvx.status
     obj_kkt, obj_cvx = inst.weights @ kkt.rho, inst.weights @ cvx.rho
-    # What Clarabel achieves today on these instances (bandwidth needs spanning ~3 kHz to
-    # ~5 MHz in one cohort). Issue 3 asks for 1e-5 / 1e-4: NOT met yet, see the issue note.
-    assert obj_cvx == pytest.approx(obj_kkt, rel=2e-3, abs=1e-6)
-    np.testing.assert_allclose(cvx.rho, kkt.rho, atol=2e-3)
-    np.testing.assert_allclose(cvx.bandwidth_hz, kkt.bandwidth_hz, atol=2e-3 * inst.budget_hz)
+    # Issue 3's tolerances (objective 1e-5 relative; rho and b within 1e-4 of their scale).
+    # Met up to ~30 devices (tested here); at 100 and 500 devices the measured objective error
+    # is ~1e-5 and ~2e-4 (benchmarks/bench_joint_allocation.py), so larger cohorts are not
+    # asserted at this tolerance.
+    assert obj_cvx == pytest.approx(obj_kkt, rel=1e-5, abs=1e-7)
+    np.testing.assert_allclose(cvx.rho, kkt.rho, atol=1e-4)
+    np.testing.assert_allclose(cvx.bandwidth_hz, kkt.bandwidth_hz, atol=1e-4 * inst.budget_hz)
     # the closed form is at least as good as what the solver found
     assert obj_kkt <= obj_cvx + 1e-9
 
