@@ -110,10 +110,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from simulator.errors import ScenarioError
     from simulator.loader import load_scenario
+    from simulator.sweep import load_sweep_file
 
     bad = 0
     for path in args.files:
         try:
+            if path.suffix in (".yaml", ".yml") and path.is_file() and _is_sweep(path):
+                sweep = load_sweep_file(path)
+                print(f"{path}: ok (sweep {sweep.spec.name}, {len(sweep.points)} points)")
+                continue
             scenario = load_scenario(path)
         except ScenarioError as exc:
             bad += 1
@@ -159,6 +164,68 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from simulator.errors import ScenarioError
+    from simulator.sweep import load_sweep_file, run_sweep
+
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        sweep = load_sweep_file(args.file)
+    except ScenarioError as exc:
+        err.print(exc.format(), markup=False, highlight=False)
+        return EXIT_BAD_INPUT
+    folder = sweep.folder(args.out)
+    print(f"wedge sweep: {sweep.spec.name}, {len(sweep.points)} points -> {folder}", flush=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("points", total=len(sweep.points), counts="")
+
+        def on_progress(*, done, failed, running, total):
+            counts = f"{done} done, {running} running, {failed} failed of {total}"
+            progress.update(task, completed=done + failed, counts=counts)
+            if not err.is_terminal:
+                print(counts, flush=True)
+
+        run_sweep(
+            sweep, args.out, workers=args.workers, scheduler=args.scheduler, on_progress=on_progress
+        )
+    from simulator.results import load_sweep
+
+    summary = load_sweep(folder).summary
+    failed = int((summary.status == "failed").sum()) if "status" in summary else 0
+    print(f"table: {folder / 'table.parquet'}; summary: {folder / 'summary.parquet'}")
+    if failed:
+        print(f"{failed} point(s) failed; errors in {folder / 'failed'}")
+    return EXIT_RUN_PROBLEM if failed else EXIT_OK
+
+
+def _is_sweep(path: Path) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return False  # the scenario loader reports the syntax error
+    return isinstance(data, dict) and ("grid" in data or "points" in data)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse exits 2 too; keep its one-line message
         self.print_usage(sys.stderr)
@@ -187,6 +254,19 @@ def make_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("file", type=Path, help="comparison YAML (base, reference, seeds, variants)")
     p_cmp.add_argument("--out", default="runs", help="results root folder (default: runs)")
     p_cmp.set_defaults(func=cmd_compare)
+    p_swp = sub.add_parser("sweep", help="run a sweep file's points on Dask (resumable)")
+    p_swp.add_argument("file", type=Path, help="sweep YAML (base, seeds, grid or points)")
+    p_swp.add_argument("--out", default="runs", help="results root folder (default: runs)")
+    p_swp.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (default: one per core)"
+    )
+    p_swp.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="use an existing Dask cluster instead of a local one",
+    )
+    p_swp.set_defaults(func=cmd_sweep)
     p_val = sub.add_parser("validate", help="check scenario files without running them")
     p_val.add_argument("files", nargs="+", type=Path)
     p_val.set_defaults(func=cmd_validate)

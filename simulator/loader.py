@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,33 @@ from simulator.config import Scenario
 from simulator.errors import Problem, ScenarioError, problems_from_validation
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1.0e6`` / ``5e5`` as floats (YAML 1.2), not strings.
+
+    PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent (``1.0e+6``);
+    physical quantities are written the short way, and sweep values must stay numbers.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with :class:`_Loader`."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """Parse a YAML file that must hold a mapping; problems become :class:`ScenarioError`."""
     path = Path(path)
@@ -21,7 +49,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         found = "a directory" if path.is_dir() else "no such file"
         raise ScenarioError(path, [Problem("", "an existing YAML file", found)])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -53,7 +81,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(parts):
         raise ScenarioError("--set", [Problem(key, "a dotted key path such as a.b.c", repr(key))])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return parts, value

@@ -1,0 +1,295 @@
+"""Parameter sweeps: expand a sweep file into resolved scenarios and run them on Dask.
+
+A sweep file::
+
+    name: bandwidth_devices
+    base: ../quickstart.yaml                  # relative to the sweep file
+    seeds: [1, 2]
+    overrides: {training: none}               # applied to every point (optional)
+    grid:                                     # cartesian product, in the order written ...
+      channel.uplink_bandwidth_hz: [5.0e5, 1.0e6]
+      devices.count: [20, 40]
+    # ... or instead an explicit list:  points: [{channel.allocator.kind: equal_share}, ...]
+    target_accuracy: 0.85                     # for time-to-target in the summary (optional)
+
+Layout (``<out>/sweeps/<name>-<hash>/``, the hash of every resolved point, so different sweeps
+never share a folder): ``sweep.yaml`` (the file as read), ``points/<scenario>-<hash>/`` (one
+ordinary run folder per point, created by one rename when the point is complete),
+``failed/<point>.json`` (the error of a point that raised), ``table.parquet`` (tidy: one row
+per point and published version) and ``summary.parquet`` (one row per point).
+
+Resume: a point whose folder exists is complete and is never run again; a point killed midway
+left at most a ``.staging`` folder, which the next run discards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simulator.config import Scenario
+from simulator.errors import Problem, ScenarioError, problems_from_validation
+from simulator.loader import apply_overrides, read_yaml_mapping, validate_scenario
+from simulator.outputs import write_json, write_table, write_yaml
+from simulator.runner import run, run_dir_name
+
+
+class SweepFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    base: str
+    seeds: list[int] = Field(default=[0], min_length=1)
+    overrides: dict[str, Any] = {}
+    grid: dict[str, list[Any]] | None = None
+    points: list[dict[str, Any]] | None = None
+    target_accuracy: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _grid_or_points(self):
+        if (self.grid is None) == (self.points is None):
+            raise ValueError("give exactly one of grid and points")
+        if self.grid is not None:
+            if not self.grid:
+                raise ValueError("grid is empty: name at least one field path")
+            empty = [k for k, v in self.grid.items() if not v]
+            if empty:
+                raise ValueError(f"grid entries with no values: {', '.join(empty)}")
+        if self.points is not None and not self.points:
+            raise ValueError("points is empty")
+        return self
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One resolved scenario of a sweep and the parameters that made it."""
+
+    index: int
+    params: dict[str, Any]  # swept field path -> value (seed included)
+    scenario: Scenario
+
+    @property
+    def folder(self) -> str:
+        return run_dir_name(self.scenario)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    spec: SweepFile
+    source: Path
+    points: list[SweepPoint]
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(dict.fromkeys(k for p in self.points for k in p.params))
+
+    def folder(self, out_root: str | Path) -> Path:
+        digest = hashlib.sha256(
+            "\n".join(p.folder for p in self.points).encode("utf-8")
+        ).hexdigest()[:10]
+        return Path(out_root) / "sweeps" / f"{self.spec.name}-{digest}"
+
+
+def load_sweep_file(path: str | Path) -> Sweep:
+    """Read, expand and validate every point. Raises ScenarioError before anything runs."""
+    path = Path(path)
+    try:
+        spec = SweepFile.model_validate(read_yaml_mapping(path))
+    except ValidationError as exc:
+        raise ScenarioError(path, problems_from_validation(exc, SweepFile)) from None
+    base_path = (path.parent / spec.base).resolve()
+    base = read_yaml_mapping(base_path)
+    if spec.grid is not None:
+        keys = list(spec.grid)
+        combos = [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*spec.grid.values())
+        ]
+    else:
+        combos = [dict(p) for p in spec.points or []]
+    points, problems = [], []
+    for combo in combos:
+        for seed in spec.seeds:
+            params = {**combo, "seed": seed}
+            label = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            try:
+                data = apply_overrides(apply_overrides(base, spec.overrides), params)
+                scenario = validate_scenario(data, f"{path} (point {label})")
+            except ScenarioError as exc:
+                problems.extend((label, p) for p in exc.problems)
+                continue
+            points.append(SweepPoint(len(points), params, scenario))
+    if problems:
+        raise ScenarioError(path, _group(problems))
+    return Sweep(spec, path, points)
+
+
+def _group(problems: list[tuple[str, Problem]]) -> list[Problem]:
+    """The same mistake in many points is reported once, naming the first point and a count."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for label, p in problems:
+        groups.setdefault((p.field_path, p.expected, p.found), []).append(label)
+    out = []
+    for (field_path, expected, found), labels in groups.items():
+        more = f" and {len(labels) - 1} more points" if len(labels) > 1 else ""
+        out.append(Problem(f"point ({labels[0]}){more}: {field_path}", expected, found))
+    return out
+
+
+def run_point(scenario_json: dict, points_dir: str, failed_dir: str, point_name: str) -> dict:
+    """Run one point (in a Dask worker). Never raises: errors are written and returned."""
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: no oversubscription
+    scenario = Scenario.model_validate(scenario_json)
+    started = time.perf_counter()
+    try:
+        result = run(scenario, out_root=points_dir)
+        return {"ok": True, "summary": result.summary, "wall_s": time.perf_counter() - started}
+    except Exception as exc:  # a point that fails must not stop the sweep
+        error = {
+            "point": point_name,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+            "scenario": scenario_json,
+        }
+        write_json(Path(failed_dir) / f"{point_name}.json", error)
+        return {"ok": False, "error": error["error"], "wall_s": time.perf_counter() - started}
+
+
+def _client(scheduler: str | None, workers: int | None):
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(
+        n_workers=workers or os.cpu_count() or 1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=40,
+    )
+    return Client(cluster), cluster
+
+
+def run_sweep(
+    sweep: Sweep,
+    out_root: str | Path = "runs",
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    on_progress=None,
+) -> Path:
+    """Run the points not yet complete on Dask, then gather the tables. Returns the folder."""
+    from dask.distributed import as_completed
+
+    folder = sweep.folder(out_root)
+    points_dir, failed_dir = folder / "points", folder / "failed"
+    points_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(folder / "sweep.yaml", sweep.spec.model_dump(mode="json"))
+    todo = [p for p in sweep.points if not (points_dir / p.folder / "summary.json").exists()]
+    done, failed = len(sweep.points) - len(todo), 0
+    if on_progress:
+        on_progress(done=done, failed=0, running=0, total=len(sweep.points))
+    if todo:
+        client, cluster = _client(scheduler, workers)
+        try:
+            futures = [
+                client.submit(
+                    run_point,
+                    p.scenario.model_dump(mode="json"),
+                    str(points_dir),
+                    str(failed_dir),
+                    p.folder,
+                    key=f"point-{p.folder}",
+                    pure=False,
+                )
+                for p in todo
+            ]
+            slots = sum(client.nthreads().values()) or 1
+            for future in as_completed(futures):
+                outcome = future.result()
+                done += outcome["ok"]
+                failed += not outcome["ok"]
+                remaining = len(sweep.points) - done - failed
+                if on_progress:
+                    on_progress(
+                        done=done,
+                        failed=failed,
+                        running=min(slots, remaining),
+                        total=len(sweep.points),
+                    )
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    gather_tables(sweep, folder)
+    return folder
+
+
+def _time_to_target(m: pd.DataFrame, target: float | None) -> float:
+    if target is None:
+        return math.nan
+    acc = m["personal_accuracy_mean"] if m["accuracy"].isna().all() else m["accuracy"]
+    hit = m.loc[acc >= target, "time_s"]
+    return float(hit.iloc[0]) if len(hit) else math.nan
+
+
+def gather_tables(sweep: Sweep, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One tidy table (point x version rows) and one summary row per point, both Parquet."""
+    import pyarrow as pa
+
+    tables, summaries = [], []
+    for p in sweep.points:
+        run_dir = folder / "points" / p.folder
+        status = "pending"
+        if (run_dir / "summary.json").exists():
+            m = pd.read_parquet(run_dir / "metrics.parquet")
+            summary = json.loads((run_dir / "summary.json").read_text())
+            status = summary["status"]
+            tables.append(
+                m.assign(point=p.folder, **{k: [v] * len(m) for k, v in _columns(p.params).items()})
+            )
+            acc = m["accuracy"].dropna()
+            pacc = m["personal_accuracy_mean"].dropna() if "personal_accuracy_mean" in m else []
+            summaries.append(
+                {
+                    "point": p.folder,
+                    **_columns(p.params),
+                    "status": status,
+                    "versions": len(m),
+                    "virtual_time_s": float(m.time_s.iloc[-1]) if len(m) else 0.0,
+                    "mean_round_latency_s": float(m.round_latency_s.mean()) if len(m) else math.nan,
+                    "final_accuracy": float(acc.iloc[-1]) if len(acc) else math.nan,
+                    "final_personal_accuracy": float(pacc.iloc[-1]) if len(pacc) else math.nan,
+                    "time_to_target_s": _time_to_target(m, sweep.spec.target_accuracy),
+                }
+            )
+        elif (folder / "failed" / f"{p.folder}.json").exists():
+            error = json.loads((folder / "failed" / f"{p.folder}.json").read_text())["error"]
+            summaries.append(
+                {"point": p.folder, **_columns(p.params), "status": "failed", "error": error}
+            )
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    summary = pd.DataFrame(summaries)
+    write_table(folder / "table.parquet", pa.Table.from_pandas(table, preserve_index=False))
+    write_table(folder / "summary.parquet", pa.Table.from_pandas(summary, preserve_index=False))
+    return table, summary
+
+
+def _columns(params: dict[str, Any]) -> dict[str, Any]:
+    """Swept values as table columns; mappings (e.g. a whole allocator) become their JSON."""
+    return {
+        k: (json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v)
+        for k, v in params.items()
+    }
