@@ -216,6 +216,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_RUN_PROBLEM if failed else EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from simulator.report import report
+
+    try:
+        written = report(args.folder)
+    except FileNotFoundError as exc:
+        print(f"{args.folder}: expected a run or sweep folder, found {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for path in written:
+        print(path)
+    return EXIT_OK
+
+
 def _is_sweep(path: Path) -> bool:
     import yaml
 
@@ -267,6 +280,9 @@ def make_parser() -> argparse.ArgumentParser:
         help="use an existing Dask cluster instead of a local one",
     )
     p_swp.set_defaults(func=cmd_sweep)
+    p_rep = sub.add_parser("report", help="write PNG figures for a run or sweep folder")
+    p_rep.add_argument("folder", type=Path)
+    p_rep.set_defaults(func=cmd_report)
     p_val = sub.add_parser("validate", help="check scenario files without running them")
     p_val.add_argument("files", nargs="+", type=Path)
     p_val.set_defaults(func=cmd_validate)
