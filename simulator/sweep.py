@@ -117,7 +117,8 @@ def load_sweep_file(path: str | Path) -> Sweep:
         ]
     else:
         combos = [dict(p) for p in spec.points or []]
-    points, problems = [], []
+    points: list[SweepPoint] = []
+    problems: list[tuple[str, Problem]] = []
     for combo in combos:
         for seed in spec.seeds:
             params = {**combo, "seed": seed}
@@ -211,7 +212,8 @@ def run_sweep(
                     str(points_dir),
                     str(failed_dir),
                     p.folder,
-                    key=f"point-{p.folder}",
+                    # no fixed key: on a shared cluster two sweeps with the same point but
+                    # different output folders must not be merged into one task
                     pure=False,
                 )
                 for p in todo
@@ -261,7 +263,7 @@ def gather_tables(sweep: Sweep, folder: Path) -> tuple[pd.DataFrame, pd.DataFram
                 m.assign(point=p.folder, **{k: [v] * len(m) for k, v in _columns(p.params).items()})
             )
             acc = m["accuracy"].dropna()
-            pacc = m["personal_accuracy_mean"].dropna() if "personal_accuracy_mean" in m else []
+            pacc = m.get("personal_accuracy_mean", pd.Series(dtype=float)).dropna()
             summaries.append(
                 {
                     "point": p.folder,
