@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_s
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from channels.minmax_latency import MinMaxLatencyProblem, minmax_latency_bisection  # noqa: E402
 from fl.datasets import digits_pool  # noqa: E402
@@ -37,16 +38,6 @@ def row(what: str, measured: str, target: str, ok: bool | None) -> None:
     verdict = "-" if ok is None else ("pass" if ok else "MISS")
     ROWS.append((what, measured, target, verdict))
     print(f"  {what}: {measured}", file=sys.stderr)
-
-
-def median_s(fn, repeats: int) -> float:
-    fn()  # warm-up (vmap/cvxpy first-call costs are not steady state)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def bench_batched_training() -> None:
@@ -70,12 +61,15 @@ def _time_training(hidden, plan, train_x, train_y) -> tuple[float, float]:
     """Median wall seconds of (batched, per-client loop) on the same plan and start."""
     model = mlp((1, 8, 8), hidden, 10)
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    batched = median_s(lambda: train_cohort(model, start, train_x, train_y, plan, 0.05), 7)
+    batched = median_s(
+        lambda: train_cohort(model, start, train_x, train_y, plan, 0.05), 7, warm_up=True
+    )
     loop = median_s(
         lambda: train_cohort_loop(
             lambda: mlp((1, 8, 8), hidden, 10), start, train_x, train_y, plan, 0.05
         ),
         3,
+        warm_up=True,
     )
     return batched, loop
 
@@ -136,8 +130,10 @@ def bench_minmax_cvxpy() -> None:
     def resolve():
         problem.solve(demand, gamma_mhz * next(scale), fixed, 20.0)
 
-    cvx = median_s(resolve, 10)
-    bis = median_s(lambda: minmax_latency_bisection(demand, gamma_mhz, fixed, 20.0), 10)
+    cvx = median_s(resolve, 10, warm_up=True)
+    bis = median_s(
+        lambda: minmax_latency_bisection(demand, gamma_mhz, fixed, 20.0), 10, warm_up=True
+    )
     row(
         "min-max latency allocation, 1,000 devices, per re-solve",
         f"cvxpy {cvx * 1e3:.0f} ms; Lambert-W bisection {bis * 1e3:.1f} ms",

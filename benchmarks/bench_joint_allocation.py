@@ -9,13 +9,14 @@ Each row also says whether cvxpy converged and how far its objective is from the
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import median_s  # noqa: E402
 
 from channels.joint_pruning import (  # noqa: E402
     JointPruningProblem,
@@ -25,15 +26,6 @@ from channels.joint_pruning import (  # noqa: E402
 )
 
 warnings.filterwarnings("ignore")  # cvxpy's "solution may be inaccurate" is reported below
-
-
-def median_s(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

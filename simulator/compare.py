@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.errors import Problem, ScenarioError, problems_from_validation
-from simulator.loader import apply_overrides, read_yaml_mapping, validate_scenario
+from simulator.errors import ScenarioError
+from simulator.loader import apply_overrides, load_spec_with_base, validate_scenario
 from simulator.outputs import write_text
 from simulator.runner import run
 
@@ -46,26 +46,16 @@ class ComparisonFile(BaseModel):
 def load_comparison(path: str | Path):
     """The comparison and every (variant, seed) scenario, all validated before anything runs."""
     path = Path(path)
-    try:
-        spec = ComparisonFile.model_validate(read_yaml_mapping(path))
-    except ValidationError as exc:
-        raise ScenarioError(path, problems_from_validation(exc, ComparisonFile)) from None
-    base_path = (path.parent / spec.base).resolve()
-    base = read_yaml_mapping(base_path)
+    spec, base = load_spec_with_base(path, ComparisonFile)
     scenarios = {}
     for name, overrides in spec.variants.items():
         for seed in spec.seeds:
-            data = apply_overrides(
-                base, {**overrides, "seed": seed, "name": f"{base['name']}-{name}"}
-            )
+            source = f"{path} (variant {name})"
+            extra = {**overrides, "seed": seed, "name": f"{base['name']}-{name}"}
             try:
-                scenarios[name, seed] = validate_scenario(data, f"{path} (variant {name})")
-            except ScenarioError:
-                raise
-            except Exception as exc:  # an override that breaks the structure
-                raise ScenarioError(
-                    path, [Problem(f"variants.{name}", "valid overrides", str(exc))]
-                ) from None
+                scenarios[name, seed] = validate_scenario(apply_overrides(base, extra), source)
+            except ScenarioError as exc:  # name the variant, whichever step found the problem
+                raise ScenarioError(source, exc.problems) from None
     return spec, scenarios
 
 

@@ -119,6 +119,19 @@ def validate_scenario(data: Mapping[str, Any], source: str | Path) -> Scenario:
         raise ScenarioError(source, problems_from_validation(exc, Scenario)) from None
 
 
+def load_spec_with_base(path: str | Path, model):
+    """Validate a file that names a ``base`` scenario (sweeps, comparisons) against ``model``;
+    returns (spec, base scenario mapping). Raises :class:`ScenarioError`."""
+    from simulator.errors import problems_from_validation
+
+    path = Path(path)
+    try:
+        spec = model.model_validate(read_yaml_mapping(path))
+    except ValidationError as exc:
+        raise ScenarioError(path, problems_from_validation(exc, model)) from None
+    return spec, read_yaml_mapping((path.parent / spec.base).resolve())
+
+
 def load_scenario(path: str | Path, overrides: Iterable[str] | Mapping[str, Any] = ()) -> Scenario:
     """Load, override and validate a scenario file. Raises :class:`ScenarioError`."""
     data = apply_overrides(read_yaml_mapping(path), overrides)

@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.config import Scenario
-from simulator.errors import Problem, ScenarioError, problems_from_validation
-from simulator.loader import apply_overrides, read_yaml_mapping, validate_scenario
+from simulator.errors import Problem, ScenarioError
+from simulator.loader import apply_overrides, load_spec_with_base, validate_scenario
 from simulator.outputs import write_json, write_table, write_yaml
 from simulator.runner import run, run_dir_name
 
@@ -103,12 +103,7 @@ class Sweep:
 def load_sweep_file(path: str | Path) -> Sweep:
     """Read, expand and validate every point. Raises ScenarioError before anything runs."""
     path = Path(path)
-    try:
-        spec = SweepFile.model_validate(read_yaml_mapping(path))
-    except ValidationError as exc:
-        raise ScenarioError(path, problems_from_validation(exc, SweepFile)) from None
-    base_path = (path.parent / spec.base).resolve()
-    base = read_yaml_mapping(base_path)
+    spec, base = load_spec_with_base(path, SweepFile)
     if spec.grid is not None:
         keys = list(spec.grid)
         combos = [
