@@ -151,4 +151,34 @@ class PrunedPersonalizedConfig(_Frozen):
     fraction: float | None = Field(default=None, gt=0, le=1)
 
 
-StrategyConfig = Annotated[FedAvgConfig | PrunedPersonalizedConfig, Field(discriminator="kind")]
+class StalenessConfig(_Frozen):
+    """Staleness weight s(tau): constant 1, polynomial (tau + 1)^-a, or hinge (1 up to b, then
+    1 / (a (tau - b) + 1))."""
+
+    kind: Literal["constant", "polynomial", "hinge"] = "polynomial"
+    a: PositiveFloat = 0.5
+    b: NonNegativeFloat = 4.0
+
+
+class FedAsyncConfig(_Frozen):
+    """FedAsync (Xie et al.): mix every arrival into the global model with alpha * s(tau)."""
+
+    kind: Literal["fedasync"]
+    alpha: float = Field(default=0.6, gt=0, le=1)
+    staleness: StalenessConfig = StalenessConfig()
+
+
+class FedBuffConfig(_Frozen):
+    """FedBuff (Nguyen et al.): apply the mean of K buffered, staleness-weighted deltas."""
+
+    kind: Literal["fedbuff"]
+    buffer_size: PositiveInt = 10
+    server_lr: PositiveFloat = 1.0
+    staleness: StalenessConfig = StalenessConfig()
+    weighting: Literal["uniform", "examples"] = "uniform"
+
+
+StrategyConfig = Annotated[
+    FedAvgConfig | PrunedPersonalizedConfig | FedAsyncConfig | FedBuffConfig,
+    Field(discriminator="kind"),
+]

@@ -11,6 +11,8 @@ from fl.config import (
     DataConfig,
     DigitsData,
     DirichletPartition,
+    FedAsyncConfig,
+    FedBuffConfig,
     IIDPartition,
     Partition,
     PrunedPersonalizedConfig,
@@ -19,9 +21,12 @@ from fl.config import (
 )
 from fl.datasets import FederatedData, digits_pool, split_local_tests, synthetic_fedprox
 from fl.partition import partition_dirichlet, partition_iid, partition_shards
+from fl.staleness import Staleness
 from fl.state import ModelState
 from fl.strategies.base import Strategy
+from fl.strategies.fedasync import FedAsync
 from fl.strategies.fedavg import FedAvg
+from fl.strategies.fedbuff import FedBuff
 from fl.strategies.pruned_personalized import PrunedPersonalized
 from fl.training import LocalWork
 
@@ -83,6 +88,15 @@ def make_local_work(cfg: TrainingConfig, strategy: StrategyConfig) -> LocalWork:
 def make_strategy(
     cfg: StrategyConfig, *, model: nn.Module, initial_state: ModelState, num_devices: int
 ) -> Strategy:
+    if isinstance(cfg, FedAsyncConfig):
+        return FedAsync(alpha=cfg.alpha, staleness=Staleness(**cfg.staleness.model_dump()))
+    if isinstance(cfg, FedBuffConfig):
+        return FedBuff(
+            buffer_size=cfg.buffer_size,
+            server_lr=cfg.server_lr,
+            staleness=Staleness(**cfg.staleness.model_dump()),
+            weighting=cfg.weighting,
+        )
     if isinstance(cfg, PrunedPersonalizedConfig):
         return PrunedPersonalized(
             model=model,

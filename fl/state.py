@@ -29,6 +29,7 @@ class ClientUpdate:
     num_examples: int
     metrics: dict = field(default_factory=dict)
     masks: ModelState | None = None  # keep-masks of a pruned update (True = entry sent)
+    start_state: ModelState | None = None  # the model training started from (async deltas)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ class SimulationConfig(BaseModel):
     idle_retry_s: PositiveFloat = Field(
         default=1.0, description="wait before retrying when no device is online"
     )
+    concurrency: PositiveInt | None = Field(
+        default=None, description="asynchronous strategies: devices training at once (all)"
+    )
 
 
 class Scenario(BaseModel):

@@ -68,7 +68,13 @@ def simulate_world(
         for d in range(world.num_devices):
             rng = world.streams.numpy("availability", d, 1)
             env.process(device_availability(env, ctx, d, rng))
-    server = env.process(sync_server(env, ctx))
+    # the strategy's declared mode picks the server process
+    if "async" in world.strategy.modes:
+        from simulator.async_processes import async_server
+
+        server = env.process(async_server(env, ctx))
+    else:
+        server = env.process(sync_server(env, ctx))
     env.run(until=server)
     return recorder, ctx
 

@@ -105,6 +105,13 @@ class Strategy:
         """New global state from this round's updates (synchronous mode)."""
         raise NotImplementedError
 
+    def on_arrival(
+        self, *, global_state: ModelState, version: int, update: ClientUpdate, now_s: float
+    ) -> ModelState | None:
+        """Asynchronous mode: the new global state after one arrival, or None to keep the
+        current one (no new version). Staleness is ``version - update.base_version``."""
+        raise NotImplementedError
+
 
 def stack(states: Sequence[ModelState]) -> ModelState:
     return {k: torch.stack([s[k] for s in states]) for k in states[0]}

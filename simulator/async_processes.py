@@ -1,0 +1,286 @@
+"""SimPy processes for asynchronous FL: bounded concurrency, arrivals, redispatch.
+
+At most ``simulation.concurrency`` devices train at once (all, by default). A dispatched device
+downloads the current model (its base version), computes, uploads; each finished upload is an
+*arrival* handed to the strategy's ``on_arrival``, which may publish a new version. The device's
+slot is then refilled with an idle online device (the same one when everyone trains), which
+downloads the newest model. Staleness = current version - base version, logged per arrival.
+
+Channel and bandwidth: each job's durations use the channel at its dispatch time and fixed
+equal slots of the uplink and downlink bands (band / concurrency): the first model the issue
+asks for. Training (zero virtual time) happens at arrival, from the job's base model; arrivals at
+the same instant with the same base version are trained together in one batched call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import simpy
+
+from channels.link import shannon_rate_bps
+from channels.units import dbm_to_w
+from devices.timing import compute_energy_j
+from fl.state import ClientUpdate, ModelState
+from simulator.learning import PERSONAL_NAN, evaluate_global, is_diverged, personal_accuracy
+from simulator.processes import RunContext
+from simulator.recorder import SERVER
+
+
+@dataclass(frozen=True)
+class AsyncJob:
+    device_id: int
+    job_idx: int  # the device's k-th job: its training stream key
+    base_version: int
+    base_state: ModelState
+    downlink_s: float
+    compute_s: float
+    uplink_s: float
+    bandwidth_hz: float
+    dispatched_s: float
+
+
+@dataclass
+class Arrival:
+    """A finished (or interrupted) job; ``update`` is filled in when it is trained."""
+
+    job: AsyncJob
+    delivered: bool
+    reason: str = ""
+    compute_spent_s: float = 0.0
+    uplink_spent_s: float = 0.0
+    update: ClientUpdate | None = None
+
+
+@dataclass
+class Pending:
+    """What accumulated since the last published version (reported with the next one)."""
+
+    bits_up: int = 0
+    bits_down: int = 0
+    energy_compute_j: float = 0.0
+    energy_tx_j: float = 0.0
+    arrivals: int = 0
+    staleness: list[int] = field(default_factory=list)
+
+
+def plan_jobs(ctx: RunContext, device_ids: list[int], slots: int, now_s: float):
+    """Phase durations [n] s for devices dispatched at ``now_s`` with equal band slots."""
+    world = ctx.world
+    ch, pop = world.scenario.channel, world.population
+    ids = np.asarray(device_ids, dtype=np.int64)
+    dist = pop.distance_m[ids]
+    work = world.strategy.round_work(global_state=world.global_state)
+    gamma_dl = world.downlink.gamma_hz(
+        link_ids=ids, distance_m=dist, tx_power_dbm=ch.server_tx_power_dbm, t_s=now_s
+    )
+    gamma_ul = world.uplink.gamma_hz(
+        link_ids=ids, distance_m=dist, tx_power_dbm=pop.tx_power_dbm[ids], t_s=now_s
+    )
+    ul_hz = ch.uplink_bandwidth_hz / slots
+    with np.errstate(divide="ignore"):
+        downlink = work.downlink_bits / shannon_rate_bps(ch.downlink_bandwidth_hz / slots, gamma_dl)
+        uplink = work.fixed_uplink_bits / shannon_rate_bps(ul_hz, gamma_ul)
+    samples = world.work.samples_processed(world.num_examples[ids])
+    compute = pop.cycles_per_sample[ids] * samples / pop.cpu_hz[ids]
+    return downlink, compute, uplink, ul_hz
+
+
+def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
+    rec, dev = ctx.recorder, job.device_id
+    phase, phase_start, spent = 0, env.now, [0.0, 0.0, 0.0]
+    try:
+        rec.event(env.now, "downlink_start", dev, job.base_version, job.downlink_s)
+        yield env.timeout(job.downlink_s)
+        spent[0], phase, phase_start = job.downlink_s, 1, env.now
+        rec.event(env.now, "compute_start", dev, job.base_version, job.compute_s)
+        yield env.timeout(job.compute_s)
+        spent[1], phase, phase_start = job.compute_s, 2, env.now
+        rec.event(env.now, "uplink_start", dev, job.base_version, job.uplink_s, job.bandwidth_hz)
+        yield env.timeout(job.uplink_s)
+        arrivals.put(Arrival(job, True, "", job.compute_s, job.uplink_s))
+    except simpy.Interrupt as stop:
+        spent[phase] = env.now - phase_start
+        rec.event(env.now, "failure", dev, job.base_version, detail=str(stop.cause))
+        arrivals.put(Arrival(job, False, str(stop.cause), spent[1], spent[2]))
+    finally:
+        ctx.running.pop(dev, None)
+
+
+def async_server(env: simpy.Environment, ctx: RunContext):
+    """Dispatch, collect arrivals, let the strategy publish, redispatch; until the limits."""
+    world, sim, rec = ctx.world, ctx.world.scenario.simulation, ctx.recorder
+    n = world.num_devices
+    slots = min(sim.concurrency or n, n)
+    arrivals = simpy.Store(env)
+    jobs_done = np.zeros(n, dtype=np.int64)  # per-device job counter (training stream key)
+    dispatches = 0
+    pending = Pending()
+    last_publish_s = 0.0
+
+    def dispatch() -> None:
+        nonlocal dispatches
+        free = slots - len(ctx.running)
+        idle = [d for d in np.flatnonzero(ctx.online).tolist() if d not in ctx.running]
+        if free <= 0 or not idle:
+            return
+        if len(idle) > free:
+            rng = world.streams.numpy("dispatch", dispatches)
+            idle = sorted(rng.choice(idle, size=free, replace=False).tolist())
+        dispatches += 1
+        dl, cmp, ul, ul_hz = plan_jobs(ctx, idle, slots, env.now)
+        work = world.strategy.round_work(global_state=world.global_state)
+        for i, dev in enumerate(idle):
+            job = AsyncJob(
+                dev,
+                int(jobs_done[dev]),
+                ctx.version,
+                world.global_state,
+                float(dl[i]),
+                float(cmp[i]),
+                float(ul[i]),
+                ul_hz,
+                env.now,
+            )
+            jobs_done[dev] += 1
+            pending.bits_down += work.downlink_bits
+            ctx.running[dev] = env.process(async_client_job(env, ctx, job, arrivals))
+
+    dispatch()
+    while ctx.version < sim.rounds:
+        if sim.max_time_s is not None and env.now >= sim.max_time_s:
+            ctx.status = "time_limit"
+            return
+        if not ctx.running:
+            rec.event(env.now, "no_device_online", SERVER)
+            yield env.timeout(sim.idle_retry_s)
+            dispatch()
+            continue
+        first = yield arrivals.get()
+        yield env.timeout(0)  # let every arrival of this instant land first
+        batch = [first, *arrivals.items]
+        arrivals.items.clear()
+        batch.sort(key=lambda a: a.job.device_id)
+        _learn(ctx, batch)
+        for a in batch:
+            cpu = world.population.cpu_hz[a.job.device_id]
+            pending.energy_compute_j += float(
+                compute_energy_j(
+                    world.population.kappa[a.job.device_id], cpu * a.compute_spent_s, cpu
+                )
+            )
+            pending.energy_tx_j += float(
+                dbm_to_w(world.population.tx_power_dbm[a.job.device_id]) * a.uplink_spent_s
+            )
+            if not a.delivered or ctx.status == "diverged":
+                continue
+            staleness = ctx.version - a.job.base_version
+            rec.event(
+                env.now,
+                "arrival",
+                a.job.device_id,
+                a.job.base_version,
+                float(staleness),
+                detail=f"staleness {staleness}",
+            )
+            pending.arrivals += 1
+            pending.staleness.append(staleness)
+            pending.bits_up += world.strategy.round_work(
+                global_state=world.global_state
+            ).fixed_uplink_bits
+            new = world.strategy.on_arrival(
+                global_state=world.global_state, version=ctx.version, update=a.update, now_s=env.now
+            )
+            if new is None:
+                continue
+            world.global_state = new
+            row = _publish_async(ctx, pending, env.now - last_publish_s, env.now, a)
+            pending, last_publish_s = Pending(), env.now
+            rec.event(env.now, "publish", SERVER, ctx.version - 1, detail=f"version {ctx.version}")
+            rec.metric_row(row)
+            if ctx.on_version is not None:
+                ctx.on_version(row)
+            if ctx.status == "diverged" or ctx.version >= sim.rounds:
+                break
+        if ctx.status == "diverged":
+            return
+        dispatch()
+    ctx.status = "completed"
+
+
+def _learn(ctx: RunContext, batch: list[Arrival]) -> None:
+    """Train every delivered arrival from its own base model (zero virtual time); arrivals
+    sharing a base version train together. Attaches ``update`` to each arrival."""
+    world = ctx.world
+    if world.scenario.systems_only:
+        for a in batch:
+            base = a.job.base_state
+            a.update = ClientUpdate(a.job.device_id, a.job.base_version, base, 1, start_state=base)
+        return
+    assert world.data is not None, "training needs data; systems-only runs return above"
+    groups: dict[int, list[Arrival]] = {}
+    for a in batch:
+        if a.delivered:
+            groups.setdefault(a.job.base_version, []).append(a)
+    for group in groups.values():
+        base = group[0].job.base_state
+        ids = [a.job.device_id for a in group]
+        updates = world.strategy.local_updates(
+            model=world.model,
+            data=world.data,
+            global_state=base,
+            device_ids=ids,
+            rho=np.zeros(len(ids)),
+            base_version=group[0].job.base_version,
+            round_idx=0,
+            work=world.work,
+            rngs=[world.streams.numpy("train", a.job.device_id, a.job.job_idx) for a in group],
+        )
+        for a, u in zip(group, updates, strict=True):
+            a.update = replace(u, start_state=base)
+
+
+def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: float, a: Arrival):
+    world = ctx.world
+    ctx.version += 1
+    row: dict = {
+        "version": ctx.version,
+        "round": ctx.version - 1,
+        "time_s": now_s,
+        "round_start_s": now_s - latency_s,
+        "round_latency_s": latency_s,
+        "accuracy": math.nan,
+        "loss": math.nan,
+        "train_loss": math.nan,
+        **PERSONAL_NAN,
+        "downlink_s": a.job.downlink_s,
+        "compute_s": a.job.compute_s,
+        "uplink_s": a.job.uplink_s,
+        "wait_s": 0.0,
+        "mean_device_idle_s": math.nan,
+        "n_selected": pending.arrivals,
+        "n_delivered": pending.arrivals,
+        "n_failed": 0,
+        "bits_down": pending.bits_down,
+        "bits_up": pending.bits_up,
+        "energy_compute_j": pending.energy_compute_j,
+        "energy_tx_j": pending.energy_tx_j,
+        "allocation_status": "equal_slots",
+        "predicted_latency_s": math.nan,
+        "mean_rho": 0.0,
+        "t_max_s": math.nan,
+        "kkt_residual": math.nan,
+        "mean_staleness": float(np.mean(pending.staleness)),
+        "max_staleness": int(np.max(pending.staleness)),
+    }
+    if not world.scenario.systems_only:
+        every = world.scenario.training.eval_every
+        if ctx.version % every == 0 or ctx.version == world.scenario.simulation.rounds:
+            row["accuracy"], row["loss"] = evaluate_global(world)
+            row.update(personal_accuracy(world))
+            if is_diverged(world.global_state, row["loss"]):
+                ctx.status = "diverged"
+                ctx.notes.append(f"model diverged at version {ctx.version}")
+    return row
