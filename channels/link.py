@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from channels.fading import FadingModel
 from channels.pathloss import PathLoss
-from channels.shadowing import Shadowing
+from channels.shadowing import Shadowing, TabulatedShadowing
 from channels.units import db_to_linear, dbm_to_w
 
 
@@ -23,7 +23,7 @@ class Link:
     """
 
     pathloss: PathLoss
-    shadowing: Shadowing
+    shadowing: Shadowing | TabulatedShadowing
     fading: FadingModel
     noise_psd_dbm_per_hz: float
 

@@ -28,3 +28,18 @@ class Shadowing:
         if self.std_db == 0.0:
             return np.zeros(ids.shape)
         return self.std_db * standard_normal(self.seed, _SHADOWING_STREAM, ids, -1)
+
+    def tabulated(self, num_links: int) -> TabulatedShadowing:
+        """The same offsets for links 0..num_links-1, drawn once and looked up afterwards
+        (shadowing never changes, and one-device draws are dominated by numpy overhead)."""
+        return TabulatedShadowing(self.offset_db(np.arange(num_links)))
+
+
+@dataclass(frozen=True, eq=False)
+class TabulatedShadowing:
+    """Precomputed per-link offsets, ndarray [n] dB; identical values to :class:`Shadowing`."""
+
+    table_db: NDArray[np.float64]
+
+    def offset_db(self, link_ids: ArrayLike) -> NDArray[np.float64]:
+        return self.table_db[np.asarray(link_ids)]

@@ -7,6 +7,7 @@ context as arrays indexed by device id, which is what keeps 10^4-device runs fas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,9 +56,9 @@ class Population:
     def __len__(self) -> int:
         return int(self.cpu_hz.size)
 
-    @property
+    @cached_property
     def distance_m(self) -> NDArray[np.float64]:
-        """Distance to the server, ndarray [n] m."""
+        """Distance to the server, ndarray [n] m (computed once: positions never change)."""
         return np.hypot(self.position_m[:, 0], self.position_m[:, 1])
 
     def spec(self, device_id: int) -> DeviceSpec:

@@ -116,19 +116,22 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     slots = min(sim.concurrency or n, n)
     arrivals = simpy.Store(env)
     jobs_done = np.zeros(n, dtype=np.int64)  # per-device job counter (training stream key)
+    busy = np.zeros(n, dtype=bool)  # dispatched and not yet handled by the server
     dispatches = 0
     pending = Pending()
     last_publish_s = 0.0
 
     def dispatch() -> None:
         nonlocal dispatches
-        free = slots - len(ctx.running)
-        idle = [d for d in np.flatnonzero(ctx.online).tolist() if d not in ctx.running]
-        if free <= 0 or not idle:
+        free = slots - int(busy.sum())
+        candidates = np.flatnonzero(ctx.online & ~busy)
+        if free <= 0 or candidates.size == 0:
             return
-        if len(idle) > free:
+        if candidates.size > free:
             rng = world.streams.numpy("dispatch", dispatches)
-            idle = sorted(rng.choice(idle, size=free, replace=False).tolist())
+            candidates = np.sort(rng.choice(candidates, size=free, replace=False))
+        idle = candidates.tolist()
+        busy[candidates] = True
         dispatches += 1
         dl, cmp, ul, ul_hz = plan_jobs(ctx, idle, slots, env.now)
         work = world.strategy.round_work(global_state=world.global_state)
@@ -153,7 +156,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         if sim.max_time_s is not None and env.now >= sim.max_time_s:
             ctx.status = "time_limit"
             return
-        if not ctx.running:
+        if not busy.any():
             rec.event(env.now, "no_device_online", SERVER)
             yield env.timeout(sim.idle_retry_s)
             dispatch()
@@ -163,6 +166,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         batch = [first, *arrivals.items]
         arrivals.items.clear()
         batch.sort(key=lambda a: a.job.device_id)
+        busy[[a.job.device_id for a in batch]] = False
         _learn(ctx, batch)
         for a in batch:
             cpu = world.population.cpu_hz[a.job.device_id]

@@ -89,8 +89,8 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         streams=streams,
         population=population,
         availability=make_availability(scenario.devices),
-        uplink=make_link(scenario.channel, channel_seed, "uplink"),
-        downlink=make_link(scenario.channel, channel_seed, "downlink"),
+        uplink=_tabulate(make_link(scenario.channel, channel_seed, "uplink"), n),
+        downlink=_tabulate(make_link(scenario.channel, channel_seed, "downlink"), n),
         allocator=make_allocator(scenario.channel),
         strategy=strategy,
         model=model,
@@ -127,3 +127,14 @@ def _check_pairing(scenario: Scenario, source: str) -> None:
                 )
             ],
         )
+
+
+def _tabulate(link: Link, num_devices: int) -> Link:
+    """The link with its (static) shadowing drawn once for every device."""
+    from dataclasses import replace
+
+    from channels.shadowing import Shadowing
+
+    if not isinstance(link.shadowing, Shadowing):
+        return link
+    return replace(link, shadowing=link.shadowing.tabulated(num_devices))
