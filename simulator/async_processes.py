@@ -25,7 +25,7 @@ from channels.units import dbm_to_w
 from devices.timing import compute_energy_j
 from fl.state import ClientUpdate, ModelState
 from simulator.learning import PERSONAL_NAN, evaluate_global, is_diverged, personal_accuracy
-from simulator.processes import RunContext
+from simulator.processes import Job, RunContext, client_job
 from simulator.recorder import SERVER
 
 
@@ -89,24 +89,21 @@ def plan_jobs(ctx: RunContext, device_ids: list[int], slots: int, now_s: float):
 
 
 def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
-    rec, dev = ctx.recorder, job.device_id
-    phase, phase_start, spent = 0, env.now, [0.0, 0.0, 0.0]
-    try:
-        rec.event(env.now, "downlink_start", dev, job.base_version, job.downlink_s)
-        yield env.timeout(job.downlink_s)
-        spent[0], phase, phase_start = job.downlink_s, 1, env.now
-        rec.event(env.now, "compute_start", dev, job.base_version, job.compute_s)
-        yield env.timeout(job.compute_s)
-        spent[1], phase, phase_start = job.compute_s, 2, env.now
-        rec.event(env.now, "uplink_start", dev, job.base_version, job.uplink_s, job.bandwidth_hz)
-        yield env.timeout(job.uplink_s)
-        arrivals.put(Arrival(job, True, "", job.compute_s, job.uplink_s))
-    except simpy.Interrupt as stop:
-        spent[phase] = env.now - phase_start
-        rec.event(env.now, "failure", dev, job.base_version, detail=str(stop.cause))
-        arrivals.put(Arrival(job, False, str(stop.cause), spent[1], spent[2]))
-    finally:
-        ctx.running.pop(dev, None)
+    """The synchronous job's phases (shared code), then post the outcome as an arrival."""
+    phases = Job(
+        job.device_id,
+        job.base_version,
+        job.downlink_s,
+        job.compute_s,
+        job.uplink_s,
+        job.bandwidth_hz,
+    )
+    outcome = yield from client_job(env, ctx, phases)
+    arrivals.put(
+        Arrival(
+            job, outcome.delivered, outcome.reason, outcome.compute_spent_s, outcome.uplink_spent_s
+        )
+    )
 
 
 def async_server(env: simpy.Environment, ctx: RunContext):
