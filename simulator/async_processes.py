@@ -21,11 +21,10 @@ import numpy as np
 import simpy
 
 from channels.link import shannon_rate_bps
-from channels.units import dbm_to_w
-from devices.timing import compute_energy_j
 from fl.state import ClientUpdate, ModelState
+from fl.strategies.base import RoundWork
 from simulator.learning import PERSONAL_NAN, evaluate_global, is_diverged, personal_accuracy
-from simulator.processes import Job, RunContext, client_job
+from simulator.processes import Job, RunContext, client_job, energy_j
 from simulator.recorder import SERVER
 
 
@@ -66,13 +65,12 @@ class Pending:
     staleness: list[int] = field(default_factory=list)
 
 
-def plan_jobs(ctx: RunContext, device_ids: list[int], slots: int, now_s: float):
+def plan_jobs(ctx: RunContext, work: RoundWork, device_ids: list[int], slots: int, now_s: float):
     """Phase durations [n] s for devices dispatched at ``now_s`` with equal band slots."""
     world = ctx.world
     ch, pop = world.scenario.channel, world.population
     ids = np.asarray(device_ids, dtype=np.int64)
     dist = pop.distance_m[ids]
-    work = world.strategy.round_work(global_state=world.global_state)
     gamma_dl = world.downlink.gamma_hz(
         link_ids=ids, distance_m=dist, tx_power_dbm=ch.server_tx_power_dbm, t_s=now_s
     )
@@ -114,6 +112,8 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     arrivals = simpy.Store(env)
     jobs_done = np.zeros(n, dtype=np.int64)  # per-device job counter (training stream key)
     busy = np.zeros(n, dtype=bool)  # dispatched and not yet handled by the server
+    # what a job costs depends only on the model's shapes, which never change during a run
+    work = world.strategy.round_work(global_state=world.global_state)
     dispatches = 0
     pending = Pending()
     last_publish_s = 0.0
@@ -130,8 +130,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         idle = candidates.tolist()
         busy[candidates] = True
         dispatches += 1
-        dl, cmp, ul, ul_hz = plan_jobs(ctx, idle, slots, env.now)
-        work = world.strategy.round_work(global_state=world.global_state)
+        dl, cmp, ul, ul_hz = plan_jobs(ctx, work, idle, slots, env.now)
         for i, dev in enumerate(idle):
             job = AsyncJob(
                 dev,
@@ -165,16 +164,15 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         batch.sort(key=lambda a: a.job.device_id)
         busy[[a.job.device_id for a in batch]] = False
         _learn(ctx, batch)
+        compute_j, tx_j = energy_j(
+            world,
+            [a.job.device_id for a in batch],
+            [a.compute_spent_s for a in batch],
+            [a.uplink_spent_s for a in batch],
+        )
+        pending.energy_compute_j += compute_j
+        pending.energy_tx_j += tx_j
         for a in batch:
-            cpu = world.population.cpu_hz[a.job.device_id]
-            pending.energy_compute_j += float(
-                compute_energy_j(
-                    world.population.kappa[a.job.device_id], cpu * a.compute_spent_s, cpu
-                )
-            )
-            pending.energy_tx_j += float(
-                dbm_to_w(world.population.tx_power_dbm[a.job.device_id]) * a.uplink_spent_s
-            )
             if not a.delivered or ctx.status == "diverged":
                 continue
             staleness = ctx.version - a.job.base_version
@@ -188,9 +186,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
             )
             pending.arrivals += 1
             pending.staleness.append(staleness)
-            pending.bits_up += world.strategy.round_work(
-                global_state=world.global_state
-            ).fixed_uplink_bits
+            pending.bits_up += work.fixed_uplink_bits
             new = world.strategy.on_arrival(
                 global_state=world.global_state, version=ctx.version, update=a.update, now_s=env.now
             )

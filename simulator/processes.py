@@ -179,13 +179,15 @@ def _round_breakdown(done: RoundOutcomes, latency_s: float) -> dict:
     }
 
 
-def _energy_j(world: World, done: RoundOutcomes) -> tuple[float, float]:
-    """(compute J, transmit J) for the work actually done, interrupted jobs included."""
+def energy_j(world: World, device_ids, compute_spent_s, uplink_spent_s) -> tuple[float, float]:
+    """(compute J, transmit J) for the time devices actually spent computing and sending,
+    interrupted jobs included; arrays [n] (both engines use it)."""
     pop = world.population
-    f = pop.cpu_hz[done.device_id]
-    compute = compute_energy_j(pop.kappa[done.device_id], f * done.spent_s[:, 1], f).sum()
-    tx_power_w = dbm_to_w(pop.tx_power_dbm[done.device_id])
-    return float(compute), float((tx_power_w * done.spent_s[:, 2]).sum())
+    ids = np.asarray(device_ids, dtype=np.int64)
+    f = pop.cpu_hz[ids]
+    compute = compute_energy_j(pop.kappa[ids], f * np.asarray(compute_spent_s), f).sum()
+    transmit = dbm_to_w(pop.tx_power_dbm[ids]) * np.asarray(uplink_spent_s)
+    return float(compute), float(transmit.sum())
 
 
 def sync_server(env: simpy.Environment, ctx: RunContext):
@@ -266,7 +268,9 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         # 5. learn (zero virtual time), publish, evaluate
         slot = np.searchsorted(plan.device_ids, done.device_id[done.delivered])
         row = _publish(ctx, round_idx, delivered, plan.rho[slot], failures)
-        energy_compute, energy_tx = _energy_j(world, done)
+        energy_compute, energy_tx = energy_j(
+            world, done.device_id, done.spent_s[:, 1], done.spent_s[:, 2]
+        )
         row.update(
             round=round_idx,
             time_s=env.now,

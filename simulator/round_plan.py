@@ -91,20 +91,21 @@ def plan_round(world: World, cohort: list[int], now_s: float) -> RoundPlan:
             total_bandwidth_hz=ch.uplink_bandwidth_hz,
         )
         rho, bandwidth = joint.rho, joint.bandwidth_hz
+        bits = world.strategy.uplink_bits(global_state=world.global_state, rho=rho)
         dropped[joint.dropped] = True
         status, predicted, solve_s = joint.status, joint.latency_s, joint.solve_time_s
         extra = {"t_max_s": joint.t_max_s, "certificate": joint.certificate}
     else:
         rho = np.full(ids.size, work.fixed_rho or 0.0)
+        bits = world.strategy.uplink_bits(global_state=world.global_state, rho=rho)
         alloc: Allocation = world.allocator.allocate(
-            demand_bits=world.strategy.uplink_bits(global_state=world.global_state, rho=rho),
+            demand_bits=bits,
             gamma_hz=gamma_ul,
             fixed_time_s=downlink_s + fixed_compute_s + (1.0 - rho) * prunable_s,
             total_bandwidth_hz=ch.uplink_bandwidth_hz,
         )
         bandwidth, status = alloc.bandwidth_hz, alloc.status
         predicted, solve_s = alloc.latency_s, alloc.solve_time_s
-    bits = world.strategy.uplink_bits(global_state=world.global_state, rho=rho)
     uplink_s = _transfer_s(bits, shannon_rate_bps(bandwidth, gamma_ul))
     uplink_s = np.where(dropped, np.inf, uplink_s)
     return RoundPlan(
