@@ -90,6 +90,36 @@ class MarkovConfig(_Frozen):
 AvailabilityConfig = Annotated[AlwaysOnConfig | MarkovConfig, Field(discriminator="kind")]
 
 
+class NaturalRoundTime(_Frozen):
+    """Job times from the device's CPU and the channel (the default)."""
+
+    kind: Literal["natural"]
+
+
+class NormalProfile(_Frozen):
+    mean_s: PositiveFloat
+    std_s: float = Field(ge=0)
+
+
+def _raspberry_pi_profiles() -> list[NormalProfile]:
+    from devices.round_time import RASPBERRY_PI_PROFILES_S
+
+    return [NormalProfile(mean_s=m, std_s=s) for m, s in RASPBERRY_PI_PROFILES_S]
+
+
+class ProfileRoundTime(_Frozen):
+    """Each device gets one of ``profiles`` (default: the nine Raspberry Pi profiles of the
+    OrthoFL reference code) and every job takes a fresh N(mean_s, std_s) draw, <= 0 replaced
+    by the mean. The draw is the whole job (download + compute + upload); it is held as the
+    compute phase, so downlink and uplink take no time of their own (bits are still counted)."""
+
+    kind: Literal["normal_profiles"]
+    profiles: list[NormalProfile] = Field(default_factory=_raspberry_pi_profiles, min_length=1)
+
+
+RoundTimeConfig = Annotated[NaturalRoundTime | ProfileRoundTime, Field(discriminator="kind")]
+
+
 class DevicesConfig(_Frozen):
     count: PositiveInt
     cpu_hz: Quantity = Field(default=1e9, description="CPU frequency, Hz")
@@ -98,3 +128,4 @@ class DevicesConfig(_Frozen):
     kappa: Quantity = 1e-28
     placement: Placement = DiscPlacement(kind="disc", radius_m=500.0)
     availability: AvailabilityConfig = AlwaysOnConfig(kind="always_on")
+    round_time: RoundTimeConfig = NaturalRoundTime(kind="natural")

@@ -13,9 +13,11 @@ from devices.config import (
     DiscPlacement,
     LogNormal,
     MarkovConfig,
+    ProfileRoundTime,
     Quantity,
     Uniform,
 )
+from devices.round_time import RoundTimeProfiles, assign_profiles
 from devices.spec import Population
 
 RngFor = Callable[[str], np.random.Generator]
@@ -68,3 +70,14 @@ def make_availability(cfg: DevicesConfig) -> Availability:
     if isinstance(a, MarkovConfig):
         return MarkovOnOff(a.mean_online_s, a.mean_offline_s)
     return AlwaysOn()
+
+
+def make_round_time(cfg: DevicesConfig, rng: np.random.Generator) -> RoundTimeProfiles | None:
+    """Per-device job-time profiles, or None for the natural (CPU + channel) model."""
+    rt = cfg.round_time
+    if not isinstance(rt, ProfileRoundTime):
+        return None
+    which = assign_profiles(cfg.count, len(rt.profiles), rng)
+    mean = np.array([p.mean_s for p in rt.profiles])[which]
+    std = np.array([p.std_s for p in rt.profiles])[which]
+    return RoundTimeProfiles(mean, std)

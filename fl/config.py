@@ -178,7 +178,27 @@ class FedBuffConfig(_Frozen):
     weighting: Literal["uniform", "examples"] = "uniform"
 
 
+class OrthoFLConfig(_Frozen):
+    """OrthoFL (Zhang et al.): a staleness-weighted moving average is the reported model;
+    each device keeps its own model, calibrated on return by the part of the global shift
+    orthogonal to its own update (papers/orthofl.md).
+
+    ``shift_source``: ``global_ma`` measures the shift on the moving average (the paper's
+    text); ``dispatched_chain`` on the chain of dispatched models (the reference code).
+    ``layerwise: false`` projects over the whole model at once (the paper's ablation).
+    ``first_update_adopts``: the very first server update takes the arriving model whole.
+    """
+
+    kind: Literal["orthofl"]
+    alpha: float = Field(default=0.6, gt=0, le=1)
+    staleness: StalenessConfig = StalenessConfig()
+    shift_source: Literal["global_ma", "dispatched_chain"] = "global_ma"
+    epsilon: PositiveFloat = 1e-19
+    layerwise: bool = True
+    first_update_adopts: bool = True
+
+
 StrategyConfig = Annotated[
-    FedAvgConfig | PrunedPersonalizedConfig | FedAsyncConfig | FedBuffConfig,
+    FedAvgConfig | PrunedPersonalizedConfig | FedAsyncConfig | FedBuffConfig | OrthoFLConfig,
     Field(discriminator="kind"),
 ]

@@ -14,6 +14,7 @@ from fl.config import (
     FedAsyncConfig,
     FedBuffConfig,
     IIDPartition,
+    OrthoFLConfig,
     Partition,
     PrunedPersonalizedConfig,
     StrategyConfig,
@@ -27,6 +28,7 @@ from fl.strategies.base import Strategy
 from fl.strategies.fedasync import FedAsync
 from fl.strategies.fedavg import FedAvg
 from fl.strategies.fedbuff import FedBuff
+from fl.strategies.orthofl import OrthoFL
 from fl.strategies.pruned_personalized import PrunedPersonalized
 from fl.training import LocalWork
 
@@ -96,6 +98,16 @@ def make_strategy(
             server_lr=cfg.server_lr,
             staleness=Staleness(**cfg.staleness.model_dump()),
             weighting=cfg.weighting,
+        )
+    if isinstance(cfg, OrthoFLConfig):
+        return OrthoFL(
+            initial_state=initial_state,
+            alpha=cfg.alpha,
+            staleness=Staleness(**cfg.staleness.model_dump()),
+            shift_source=cfg.shift_source,
+            epsilon=cfg.epsilon,
+            layerwise=cfg.layerwise,
+            first_update_adopts=cfg.first_update_adopts,
         )
     if isinstance(cfg, PrunedPersonalizedConfig):
         return PrunedPersonalized(

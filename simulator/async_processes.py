@@ -7,9 +7,14 @@ slot is then refilled with an idle online device (the same one when everyone tra
 downloads the newest model. Staleness = current version - base version, logged per arrival.
 
 Channel and bandwidth: each job's durations use the channel at its dispatch time and fixed
-equal slots of the uplink and downlink bands (band / concurrency): the first model the issue
-asks for. Training (zero virtual time) happens at arrival, from the job's base model; arrivals at
-the same instant with the same base version are trained together in one batched call.
+equal slots of the uplink and downlink bands (band / concurrency); with
+``simulation.uplink_sharing: reshare`` the uplink band is instead re-shared among the transfers
+in flight whenever one starts or ends (:mod:`simulator.shared_uplink`).
+
+Training (zero virtual time) happens at arrival, from the job's starting model; arrivals at the
+same instant from the same starting model are trained together in one batched call. The
+strategy says which model a device starts from (``dispatch_state``): the global model, or, for
+OrthoFL, the device's own calibrated one.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from channels.link import shannon_rate_bps
 from fl.state import ClientUpdate, ModelState
 from fl.strategies.base import RoundWork
 from simulator.learning import PERSONAL_NAN, evaluate_global, is_diverged, personal_accuracy
-from simulator.processes import Job, RunContext, client_job, energy_j
+from simulator.processes import STOPPING, Job, RunContext, check_target, client_job, energy_j
 from simulator.recorder import SERVER
+from simulator.shared_uplink import SharedUplink
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,9 @@ class AsyncJob:
     uplink_s: float
     bandwidth_hz: float
     dispatched_s: float
+    uplink_bits: int
+    downlink_bits: int
+    gamma_ul_hz: float
 
 
 @dataclass
@@ -65,8 +74,16 @@ class Pending:
     staleness: list[int] = field(default_factory=list)
 
 
-def plan_jobs(ctx: RunContext, work: RoundWork, device_ids: list[int], slots: int, now_s: float):
-    """Phase durations [n] s for devices dispatched at ``now_s`` with equal band slots."""
+def plan_jobs(
+    ctx: RunContext,
+    work: RoundWork,
+    device_ids: list[int],
+    job_idx: np.ndarray,
+    slots: int,
+    now_s: float,
+):
+    """Phase durations [n] s for devices dispatched at ``now_s`` with equal band slots
+    (``job_idx`` [n]: each device's job counter, keying round-time profile draws)."""
     world = ctx.world
     ch, pop = world.scenario.channel, world.population
     ids = np.asarray(device_ids, dtype=np.int64)
@@ -83,7 +100,10 @@ def plan_jobs(ctx: RunContext, work: RoundWork, device_ids: list[int], slots: in
         uplink = work.fixed_uplink_bits / shannon_rate_bps(ul_hz, gamma_ul)
     samples = world.work.samples_processed(world.num_examples[ids])
     compute = pop.cycles_per_sample[ids] * samples / pop.cpu_hz[ids]
-    return downlink, compute, uplink, ul_hz
+    if world.round_time is not None:  # profile draws replace the whole job time
+        zeros = np.zeros(ids.size)
+        return zeros, world.profile_job_times_s(ids, job_idx), zeros, ul_hz, gamma_ul
+    return downlink, compute, uplink, ul_hz, gamma_ul
 
 
 def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
@@ -95,6 +115,9 @@ def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arr
         job.compute_s,
         job.uplink_s,
         job.bandwidth_hz,
+        uplink_bits=job.uplink_bits,
+        downlink_bits=job.downlink_bits,
+        gamma_ul_hz=job.gamma_ul_hz,
     )
     outcome = yield from client_job(env, ctx, phases)
     arrivals.put(
@@ -118,6 +141,11 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     pending = Pending()
     last_publish_s = 0.0
 
+    def start_state(dev: int):
+        if world.scenario.systems_only:
+            return world.global_state
+        return world.strategy.dispatch_state(device_id=dev, global_state=world.global_state)
+
     def dispatch() -> None:
         nonlocal dispatches
         free = slots - int(busy.sum())
@@ -130,23 +158,30 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         idle = candidates.tolist()
         busy[candidates] = True
         dispatches += 1
-        dl, cmp, ul, ul_hz = plan_jobs(ctx, work, idle, slots, env.now)
+        dl, cmp, ul, ul_hz, gamma_ul = plan_jobs(
+            ctx, work, idle, jobs_done[candidates], slots, env.now
+        )
         for i, dev in enumerate(idle):
             job = AsyncJob(
                 dev,
                 int(jobs_done[dev]),
                 ctx.version,
-                world.global_state,
+                start_state(dev),
                 float(dl[i]),
                 float(cmp[i]),
                 float(ul[i]),
                 ul_hz,
                 env.now,
+                work.fixed_uplink_bits,
+                work.downlink_bits,
+                float(gamma_ul[i]),
             )
             jobs_done[dev] += 1
             pending.bits_down += work.downlink_bits
             ctx.running[dev] = env.process(async_client_job(env, ctx, job, arrivals))
 
+    if sim.uplink_sharing == "reshare":
+        ctx.shared_uplink = SharedUplink(env, world.scenario.channel.uplink_bandwidth_hz)
     dispatch()
     while ctx.version < sim.rounds:
         if sim.max_time_s is not None and env.now >= sim.max_time_s:
@@ -157,7 +192,16 @@ def async_server(env: simpy.Environment, ctx: RunContext):
             yield env.timeout(sim.idle_retry_s)
             dispatch()
             continue
-        first = yield arrivals.get()
+        get = arrivals.get()
+        if sim.max_time_s is None:
+            first = yield get
+        else:  # stop at the limit itself, not at the first arrival after it
+            yield get | env.timeout(max(sim.max_time_s - env.now, 0.0))
+            if not get.triggered:
+                get.cancel()
+                ctx.status = "time_limit"
+                return
+            first = get.value
         yield env.timeout(0)  # let every arrival of this instant land first
         batch = [first, *arrivals.items]
         arrivals.items.clear()
@@ -173,7 +217,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         pending.energy_compute_j += compute_j
         pending.energy_tx_j += tx_j
         for a in batch:
-            if not a.delivered or ctx.status == "diverged":
+            if not a.delivered or ctx.status in STOPPING:
                 continue
             staleness = ctx.version - a.job.base_version
             rec.event(
@@ -186,6 +230,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
             )
             pending.arrivals += 1
             pending.staleness.append(staleness)
+            ctx.staleness.append(staleness)
             pending.bits_up += work.fixed_uplink_bits
             new = world.strategy.on_arrival(
                 global_state=world.global_state, version=ctx.version, update=a.update, now_s=env.now
@@ -199,9 +244,9 @@ def async_server(env: simpy.Environment, ctx: RunContext):
             rec.metric_row(row)
             if ctx.on_version is not None:
                 ctx.on_version(row)
-            if ctx.status == "diverged" or ctx.version >= sim.rounds:
+            if ctx.status in STOPPING or ctx.version >= sim.rounds:
                 break
-        if ctx.status == "diverged":
+        if ctx.status in STOPPING:
             return
         dispatch()
     ctx.status = "completed"
@@ -217,10 +262,12 @@ def _learn(ctx: RunContext, batch: list[Arrival]) -> None:
             a.update = ClientUpdate(a.job.device_id, a.job.base_version, base, 1, start_state=base)
         return
     assert world.data is not None, "training needs data; systems-only runs return above"
-    groups: dict[int, list[Arrival]] = {}
+    # same starting model (the same global version, unless the strategy gives each device
+    # its own, as OrthoFL does) -> one batched call
+    groups: dict[tuple[int, int], list[Arrival]] = {}
     for a in batch:
         if a.delivered:
-            groups.setdefault(a.job.base_version, []).append(a)
+            groups.setdefault((a.job.base_version, id(a.job.base_state)), []).append(a)
     for group in groups.values():
         base = group[0].job.base_state
         ids = [a.job.device_id for a in group]
@@ -253,8 +300,8 @@ def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: f
         "train_loss": math.nan,
         **PERSONAL_NAN,
         "downlink_s": a.job.downlink_s,
-        "compute_s": a.job.compute_s,
-        "uplink_s": a.job.uplink_s,
+        "compute_s": a.compute_spent_s,
+        "uplink_s": a.uplink_spent_s,
         "wait_s": 0.0,
         "mean_device_idle_s": math.nan,
         "n_selected": pending.arrivals,
@@ -280,4 +327,6 @@ def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: f
             if is_diverged(world.global_state, row["loss"]):
                 ctx.status = "diverged"
                 ctx.notes.append(f"model diverged at version {ctx.version}")
+            else:
+                check_target(ctx, row)
     return row

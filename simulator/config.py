@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from channels.config import ChannelConfig
@@ -23,6 +25,19 @@ class SimulationConfig(BaseModel):
     )
     concurrency: PositiveInt | None = Field(
         default=None, description="asynchronous strategies: devices training at once (all)"
+    )
+    target_accuracy: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="stop once the evaluated test accuracy reaches this (personalised mean for "
+        "personalised strategies)",
+    )
+    uplink_sharing: Literal["equal_slots", "reshare"] = Field(
+        default="equal_slots",
+        description="asynchronous strategies: each transfer keeps the equal slot (band / "
+        "concurrency) it was dispatched with, or the band is re-shared equally among the "
+        "transfers in flight whenever one starts or ends",
     )
 
 

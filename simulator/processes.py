@@ -18,6 +18,7 @@ import simpy
 from channels.units import dbm_to_w
 from devices.timing import compute_energy_j
 from fl.state import Failure
+from simulator.device_stats import DeviceStats
 from simulator.learning import (
     PERSONAL_NAN,
     evaluate_global,
@@ -27,6 +28,7 @@ from simulator.learning import (
 )
 from simulator.recorder import SERVER, Recorder
 from simulator.round_plan import plan_round
+from simulator.shared_uplink import SharedUplink
 from simulator.world import World
 
 
@@ -43,6 +45,28 @@ class RunContext:
     allocation_wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     on_version: Callable[[dict], None] | None = None
+    shared_uplink: SharedUplink | None = None  # set by the async server when re-sharing
+    device_stats: DeviceStats | None = None
+    staleness: list[int] = field(default_factory=list)  # per applied async arrival
+    end_s: float = 0.0  # virtual time when the run stopped
+
+
+# Statuses that end a run before its version or time limit.
+STOPPING = ("diverged", "target_reached")
+
+
+def check_target(ctx: RunContext, row: dict) -> None:
+    """Stop the run (status ``target_reached``) once the evaluated accuracy reaches
+    ``simulation.target_accuracy``: the global model's, or the mean personalised accuracy for
+    personalised strategies."""
+    target = ctx.world.scenario.simulation.target_accuracy
+    if target is None:
+        return
+    key = "personal_accuracy_mean" if ctx.world.strategy.personalized else "accuracy"
+    value = row.get(key, math.nan)
+    if not math.isnan(value) and value >= target:
+        ctx.status = "target_reached"
+        ctx.notes.append(f"target accuracy {target} reached at version {row['version']}")
 
 
 @dataclass(frozen=True)
@@ -55,6 +79,9 @@ class Job:
     compute_s: float
     uplink_s: float
     bandwidth_hz: float
+    uplink_bits: int = 0
+    downlink_bits: int = 0
+    gamma_ul_hz: float = math.nan  # for a re-shared uplink (``uplink_s`` then unknown)
 
 
 @dataclass(frozen=True)
@@ -76,7 +103,7 @@ class JobOutcome:
 
 def client_job(env: simpy.Environment, ctx: RunContext, job: Job):
     """Downlink, then compute, then uplink; an Interrupt stops it where it is."""
-    rec = ctx.recorder
+    rec, stats = ctx.recorder, ctx.device_stats
     dev, rnd = job.device_id, job.round_idx
     spent = [0.0, 0.0, 0.0]
     phase = 0
@@ -85,21 +112,35 @@ def client_job(env: simpy.Environment, ctx: RunContext, job: Job):
         rec.event(env.now, "downlink_start", dev, rnd, job.downlink_s)
         yield env.timeout(job.downlink_s)
         spent[0], phase, phase_start = job.downlink_s, 1, env.now
+        if stats is not None:
+            stats.bits_down[dev] += job.downlink_bits
         rec.event(env.now, "compute_start", dev, rnd, job.compute_s)
         yield env.timeout(job.compute_s)
         spent[1], phase, phase_start = job.compute_s, 2, env.now
-        rec.event(env.now, "uplink_start", dev, rnd, job.uplink_s, job.bandwidth_hz)
-        yield env.timeout(job.uplink_s)
-        spent[2] = job.uplink_s
+        if ctx.shared_uplink is None:
+            rec.event(env.now, "uplink_start", dev, rnd, job.uplink_s, job.bandwidth_hz)
+            yield env.timeout(job.uplink_s)
+        else:  # duration unknown: the share changes as other transfers start and end
+            rec.event(env.now, "uplink_start", dev, rnd)
+            yield from ctx.shared_uplink.send(dev, job.uplink_bits, job.gamma_ul_hz)
+        spent[2] = env.now - phase_start
         rec.event(env.now, "upload_done", dev, rnd)
+        if stats is not None:
+            stats.bits_up[dev] += job.uplink_bits
+            stats.updates[dev] += 1
         return JobOutcome(dev, 3, "", env.now, *spent)
     except simpy.Interrupt as stop:
         spent[phase] = env.now - phase_start
         reason = str(stop.cause)
         rec.event(env.now, "failure", dev, rnd, detail=reason)
+        if stats is not None:
+            stats.failures[dev] += 1
         return JobOutcome(dev, phase, reason, env.now, *spent)
     finally:
         ctx.running.pop(dev, None)
+        if stats is not None:
+            stats.jobs[dev] += 1
+            stats.busy_s[dev] += sum(spent)
 
 
 def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int, rng):
@@ -113,6 +154,11 @@ def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int,
         yield env.timeout(wait_s)
         ctx.online[device_id] = not online
         ctx.recorder.event(env.now, "offline" if online else "online", device_id)
+        if ctx.device_stats is not None:
+            if online:
+                ctx.device_stats.went_offline(device_id, env.now)
+            else:
+                ctx.device_stats.came_online(device_id, env.now)
         job = ctx.running.get(device_id)
         if online and job is not None and job.is_alive:
             job.interrupt("offline")
@@ -218,7 +264,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             continue
         round_start_s = env.now
         # 2. channels and bandwidth for the whole cohort at once
-        plan = plan_round(world, cohort, env.now)
+        plan = plan_round(world, cohort, env.now, round_idx)
         status = plan.allocation_status
         rec.event(
             env.now, "round_start", SERVER, round_idx, plan.predicted_latency_s, detail=status
@@ -244,6 +290,8 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
                 float(plan.compute_s[i]),
                 float(plan.uplink_s[i]),
                 float(plan.uplink_bandwidth_hz[i]),
+                uplink_bits=int(plan.uplink_bits[i]),
+                downlink_bits=plan.bits_down,
             )
             proc = env.process(client_job(env, ctx, job))
             ctx.running[dev] = proc
@@ -294,7 +342,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         rec.metric_row(row)
         if ctx.on_version is not None:
             ctx.on_version(row)
-        if ctx.status == "diverged":
+        if ctx.status in STOPPING:
             return
         round_idx += 1
     ctx.status = "completed"
@@ -338,5 +386,7 @@ def _publish(
         if is_diverged(world.global_state, *computed):
             ctx.status = "diverged"
             ctx.notes.append(f"model diverged in round {round_idx} (non-finite loss or weights)")
+        else:
+            check_target(ctx, row)
     ctx.version += 1
     return row

@@ -12,13 +12,15 @@ import yaml
 
 @dataclass(frozen=True)
 class RunData:
-    """A run folder: ``metrics`` (one row per version), ``events``, ``summary``, ``scenario``."""
+    """A run folder: ``metrics`` (one row per version), ``events``, ``devices`` (one row per
+    device), ``summary``, ``scenario``."""
 
     path: Path
     metrics: pd.DataFrame
     events: pd.DataFrame
     summary: dict
     scenario: dict
+    devices: pd.DataFrame
 
 
 def load_run(path: str | Path) -> RunData:
@@ -31,6 +33,7 @@ def load_run(path: str | Path) -> RunData:
         events=pd.read_parquet(path / "events.parquet"),
         summary=json.loads((path / "summary.json").read_text()),
         scenario=yaml.safe_load((path / "scenario.resolved.yaml").read_text()),
+        devices=pd.read_parquet(path / "devices.parquet"),
     )
 
 
@@ -58,3 +61,15 @@ def load_sweep(path: str | Path) -> SweepData:
         summary=pd.read_parquet(path / "summary.parquet"),
         params=[*params, "seed"],
     )
+
+
+def time_to_accuracy_s(metrics: pd.DataFrame, target: float | None) -> float:
+    """Virtual time (s) of the first evaluated version whose accuracy (the global model's, or
+    the mean personalised accuracy when only that is measured) is >= ``target``; nan when
+    never reached or no target is given."""
+    if target is None:
+        return float("nan")
+    m = metrics
+    acc = m["personal_accuracy_mean"] if m["accuracy"].isna().all() else m["accuracy"]
+    hit = m.loc[acc >= target, "time_s"]
+    return float(hit.iloc[0]) if len(hit) else float("nan")

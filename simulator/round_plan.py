@@ -50,7 +50,7 @@ def _transfer_s(bits, rate_bps: np.ndarray) -> np.ndarray:
         return np.where(bits > 0, np.where(rate_bps > 0, bits / rate_bps, np.inf), 0.0)
 
 
-def plan_round(world: World, cohort: list[int], now_s: float) -> RoundPlan:
+def plan_round(world: World, cohort: list[int], now_s: float, round_idx: int = 0) -> RoundPlan:
     """Compute every phase duration of a synchronous round starting at ``now_s``.
 
     1. downlink: the server splits the downlink band equally (FDMA) at its own power;
@@ -58,6 +58,9 @@ def plan_round(world: World, cohort: list[int], now_s: float) -> RoundPlan:
        with the kept fraction ``x = 1 - rho`` (the strategy's :class:`RoundWork`);
     3. uplink: the allocator shares the uplink band knowing payloads, channels and each
        device's downlink + compute time; the joint allocator also chooses ``rho``.
+
+    With round-time profiles (``devices.round_time``) a draw for ``round_idx`` replaces the
+    three phases (held as compute time).
     """
     ch = world.scenario.channel
     pop = world.population
@@ -108,10 +111,15 @@ def plan_round(world: World, cohort: list[int], now_s: float) -> RoundPlan:
         predicted, solve_s = alloc.latency_s, alloc.solve_time_s
     uplink_s = _transfer_s(bits, shannon_rate_bps(bandwidth, gamma_ul))
     uplink_s = np.where(dropped, np.inf, uplink_s)
+    compute_s = fixed_compute_s + (1.0 - rho) * prunable_s
+    if world.round_time is not None:  # profile draws replace the whole job time
+        compute_s = world.profile_job_times_s(ids, round_idx)
+        downlink_s = np.zeros(ids.size)
+        uplink_s = np.where(dropped, np.inf, 0.0)
     return RoundPlan(
         device_ids=ids,
         downlink_s=downlink_s,
-        compute_s=fixed_compute_s + (1.0 - rho) * prunable_s,
+        compute_s=compute_s,
         uplink_s=uplink_s,
         uplink_bandwidth_hz=bandwidth,
         rho=rho,

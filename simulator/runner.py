@@ -2,7 +2,8 @@
 
 Output layout (``runs/<name>-<hash>/``, the hash of the resolved scenario):
 ``scenario.resolved.yaml``, ``metrics.parquet`` (one row per published version),
-``events.parquet`` (one row per event), ``summary.json``.
+``events.parquet`` (one row per event), ``devices.parquet`` (one row per device: jobs,
+updates, failures, busy/offline/idle time, bits), ``summary.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import simpy
 
 from devices.availability import AlwaysOn
 from simulator.config import Scenario
+from simulator.device_stats import DeviceStats
 from simulator.outputs import publish_dir, write_json, write_table, write_yaml
 from simulator.processes import RunContext, device_availability, sync_server
 from simulator.recorder import Recorder
@@ -35,6 +37,7 @@ class RunResult:
     scenario: Scenario
     metrics: pa.Table
     events: pa.Table
+    devices: pa.Table  # one row per device: jobs, updates, busy/idle time, bits
     summary: dict
     out_dir: Path | None
 
@@ -62,7 +65,12 @@ def simulate_world(
         ],
         dtype=bool,
     )
-    ctx = RunContext(world=world, recorder=recorder, online=online, on_version=on_version)
+    stats = DeviceStats(world.num_devices)
+    for d in np.flatnonzero(~online).tolist():
+        stats.went_offline(d, 0.0)
+    ctx = RunContext(
+        world=world, recorder=recorder, online=online, on_version=on_version, device_stats=stats
+    )
     # Availability processes start in device order; always-on devices need none.
     if not isinstance(world.availability, AlwaysOn):
         for d in range(world.num_devices):
@@ -76,6 +84,7 @@ def simulate_world(
     else:
         server = env.process(sync_server(env, ctx))
     env.run(until=server)
+    ctx.end_s = env.now
     return recorder, ctx
 
 
@@ -113,6 +122,18 @@ def summarize(scenario: Scenario, recorder: Recorder, ctx: RunContext, wall_s: f
         "wall_time_s": wall_s,
         "allocation_wall_s": ctx.allocation_wall_s,
         "notes": ctx.notes,
+        **staleness_summary(ctx.staleness),
+    }
+
+
+def staleness_summary(staleness: list[int]) -> dict:
+    """Asynchronous runs: staleness of the applied arrivals, mean and histogram {s: count}."""
+    if not staleness:
+        return {}
+    values, counts = np.unique(np.asarray(staleness), return_counts=True)
+    return {
+        "mean_staleness": float(np.mean(staleness)),
+        "staleness_histogram": {str(v): int(c) for v, c in zip(values, counts, strict=True)},
     }
 
 
@@ -128,6 +149,8 @@ def run(
     recorder, ctx, wall_s = simulate(scenario, on_version=on_version, source=source)
     summary = summarize(scenario, recorder, ctx, wall_s)
     metrics, events = recorder.metrics_table(), recorder.events_table()
+    assert ctx.device_stats is not None
+    devices = ctx.device_stats.table(ctx.end_s)
     out_dir = None
     if out_root is not None:
         out_dir = Path(out_root) / run_dir_name(scenario)
@@ -137,6 +160,7 @@ def run(
         write_yaml(staging / "scenario.resolved.yaml", scenario.model_dump(mode="json"))
         write_table(staging / "metrics.parquet", metrics, csv=csv)
         write_table(staging / "events.parquet", events, csv=csv)
+        write_table(staging / "devices.parquet", devices, csv=csv)
         write_json(staging / "summary.json", summary)
         publish_dir(staging, out_dir)
-    return RunResult(scenario, metrics, events, summary, out_dir)
+    return RunResult(scenario, metrics, events, devices, summary, out_dir)

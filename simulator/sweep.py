@@ -42,6 +42,7 @@ from simulator.config import Scenario
 from simulator.errors import Problem, ScenarioError
 from simulator.loader import apply_overrides, load_spec_with_base, validate_scenario
 from simulator.outputs import write_json, write_table, write_yaml
+from simulator.results import time_to_accuracy_s
 from simulator.runner import run, run_dir_name
 
 
@@ -234,14 +235,6 @@ def run_sweep(
     return folder
 
 
-def _time_to_target(m: pd.DataFrame, target: float | None) -> float:
-    if target is None:
-        return math.nan
-    acc = m["personal_accuracy_mean"] if m["accuracy"].isna().all() else m["accuracy"]
-    hit = m.loc[acc >= target, "time_s"]
-    return float(hit.iloc[0]) if len(hit) else math.nan
-
-
 def gather_tables(sweep: Sweep, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One tidy table (point x version rows) and one summary row per point, both Parquet."""
     import pyarrow as pa
@@ -269,7 +262,7 @@ def gather_tables(sweep: Sweep, folder: Path) -> tuple[pd.DataFrame, pd.DataFram
                     "mean_round_latency_s": float(m.round_latency_s.mean()) if len(m) else math.nan,
                     "final_accuracy": float(acc.iloc[-1]) if len(acc) else math.nan,
                     "final_personal_accuracy": float(pacc.iloc[-1]) if len(pacc) else math.nan,
-                    "time_to_target_s": _time_to_target(m, sweep.spec.target_accuracy),
+                    "time_to_target_s": time_to_accuracy_s(m, sweep.spec.target_accuracy),
                 }
             )
         elif (folder / "failed" / f"{p.folder}.json").exists():

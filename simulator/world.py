@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from torch import nn
 
 from channels.allocation import BandwidthAllocator
+from channels.counter_rng import standard_normal, stream_id
 from channels.factory import make_allocator, make_link
 from channels.joint_pruning import JointPruningAllocator
 from channels.link import Link
 from devices.availability import Availability
-from devices.population import make_availability, make_population
+from devices.population import make_availability, make_population, make_round_time
+from devices.round_time import RoundTimeProfiles
 from devices.spec import Population
 from fl.datasets import FederatedData
 from fl.factory import data_signature, make_data, make_local_work, make_strategy
@@ -23,6 +26,8 @@ from fl.training import LocalWork
 from simulator.config import Scenario
 from simulator.errors import Problem, ScenarioError
 from simulator.rng import RngStreams
+
+_ROUND_TIME = stream_id("round_time")
 
 
 @dataclass
@@ -42,10 +47,23 @@ class World:
     work: LocalWork
     data: FederatedData | None
     num_examples: np.ndarray  # [n_devices] training examples per device
+    round_time: RoundTimeProfiles | None = None  # None: natural job times (CPU + channel)
 
     @property
     def num_devices(self) -> int:
         return len(self.population)
+
+    @cached_property
+    def _round_time_seed(self) -> int:
+        return self.streams.integer("round_time")
+
+    def profile_job_times_s(self, device_ids: np.ndarray, job_idx) -> np.ndarray:
+        """Round-time profile draws [n] s for these devices' ``job_idx``-th jobs: a pure
+        function of (seed, device, job) through the counter RNG."""
+        assert self.round_time is not None
+        ids = np.asarray(device_ids, dtype=np.int64)
+        z = standard_normal(self._round_time_seed, _ROUND_TIME, ids, job_idx)
+        return self.round_time.job_time_s(ids, z)
 
 
 def build(scenario: Scenario, source: str = "scenario") -> World:
@@ -98,6 +116,7 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         work=work,
         data=data,
         num_examples=num_examples,
+        round_time=make_round_time(scenario.devices, streams.numpy("devices", "round_time")),
     )
 
 

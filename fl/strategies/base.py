@@ -105,6 +105,11 @@ class Strategy:
         """New global state from this round's updates (synchronous mode)."""
         raise NotImplementedError
 
+    def dispatch_state(self, *, device_id: int, global_state: ModelState) -> ModelState:
+        """Asynchronous mode: the model a dispatched device downloads and trains from
+        (default: the current global model)."""
+        return global_state
+
     def on_arrival(
         self, *, global_state: ModelState, version: int, update: ClientUpdate, now_s: float
     ) -> ModelState | None:

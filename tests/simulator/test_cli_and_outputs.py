@@ -51,9 +51,11 @@ def test_run_writes_the_documented_folder(tmp_path, capsys):
         "scenario.resolved.yaml",
         "metrics.parquet",
         "events.parquet",
+        "devices.parquet",
         "summary.json",
         "metrics.csv",
         "events.csv",
+        "devices.csv",
     }
     metrics = pq.read_table(run_dir / "metrics.parquet").to_pylist()
     assert [m["version"] for m in metrics] == [1, 2]
