@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timing import median_s
+from timing import Table, median_s
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,13 +31,8 @@ from fl.models import mlp  # noqa: E402
 from fl.partition import partition_dirichlet  # noqa: E402
 from fl.training import LocalWork, plan_batches, train_cohort, train_cohort_loop  # noqa: E402
 
-ROWS: list[tuple[str, str, str, str]] = []
-
-
-def row(what: str, measured: str, target: str, ok: bool | None) -> None:
-    verdict = "-" if ok is None else ("pass" if ok else "MISS")
-    ROWS.append((what, measured, target, verdict))
-    print(f"  {what}: {measured}", file=sys.stderr)
+TABLE = Table()
+row = TABLE.row
 
 
 def bench_batched_training() -> None:
@@ -146,14 +141,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
     for bench in (bench_batched_training, bench_fedavg_100, bench_systems_10k, bench_minmax_cvxpy):
         bench()
-    widths = [
-        max(len(r[i]) for r in ROWS + [("what", "measured", "target", "ok")]) for i in range(4)
-    ]
-    line = "  ".join("{:<" + str(w) + "}" for w in widths)
-    print(line.format("what", "measured", "target", "ok"))
-    print(line.format(*["-" * w for w in widths]))
-    for r in ROWS:
-        print(line.format(*r))
+    TABLE.print()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,28 @@ def stream_id(name: str) -> int:
     return zlib.crc32(name.encode("utf-8"))
 
 
+_MASK = 2**64 - 1
+# Below this many draws, plain Python integers beat numpy's per-call overhead (~5 us per
+# ufunc); both paths give bit-identical results (tested).
+_SCALAR_PATH_MAX = 4
+
+
+def _splitmix64_int(x: int) -> int:
+    z = (x + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def _uniform01_scalar(seed: int, stream: int, link: int, block: int, component: int) -> float:
+    h = _splitmix64_int(seed % 2**64)
+    h = _splitmix64_int(h ^ (stream % 2**64))
+    h = _splitmix64_int(h ^ (link & _MASK))
+    h = _splitmix64_int(h ^ (block & _MASK))
+    h = _splitmix64_int(h ^ component)
+    return ((h >> 11) + 0.5) * (1.0 / 2**53)
+
+
 def uniform01(seed: int, stream: int, link_ids: ArrayLike, block: ArrayLike, component: int = 0):
     """Uniform draws in the open interval (0, 1), one per (link, block) pair.
 
@@ -49,8 +71,20 @@ def uniform01(seed: int, stream: int, link_ids: ArrayLike, block: ArrayLike, com
     -------
     u : ndarray [n], float64 in (0, 1)
     """
+    ids = np.asarray(link_ids, dtype=np.int64)
+    if ids.ndim == 1 and ids.size <= _SCALAR_PATH_MAX:
+        block_arr = np.asarray(block, dtype=np.int64)
+        block_list: list[int] = (
+            [int(block_arr)] * ids.size if block_arr.ndim == 0 else block_arr.tolist()
+        )
+        return np.array(
+            [
+                _uniform01_scalar(seed, stream, link, b, component)
+                for link, b in zip(ids.tolist(), block_list, strict=True)
+            ]
+        )
     with np.errstate(over="ignore"):
-        links = np.asarray(link_ids, dtype=np.int64).astype(np.uint64)
+        links: NDArray[np.uint64] = ids.astype(np.uint64)
         blocks = np.broadcast_to(np.asarray(block, dtype=np.int64), links.shape).astype(np.uint64)
         h = _splitmix64(np.full(links.shape, np.uint64(seed % 2**64), dtype=np.uint64))
         h = _splitmix64(h ^ np.uint64(stream % 2**64))

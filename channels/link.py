@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -27,22 +28,40 @@ class Link:
     fading: FadingModel
     noise_psd_dbm_per_hz: float
 
-    @property
+    @cached_property
     def noise_psd_w_per_hz(self) -> float:
         return float(dbm_to_w(self.noise_psd_dbm_per_hz))
 
+    def static_gain(self, *, link_ids: ArrayLike, distance_m: ArrayLike) -> NDArray[np.float64]:
+        """The part of the gain that does not change in time: path loss and shadowing,
+        ndarray [n] linear. Callers that plan many jobs may compute it once per device."""
+        loss_db = self.pathloss.loss_db(distance_m) + self.shadowing.offset_db(link_ids)
+        return db_to_linear(-loss_db)
+
     def power_gain(self, *, link_ids: ArrayLike, distance_m: ArrayLike, t_s: float):
         """Channel power gain h, ndarray [n] linear (path loss, shadowing and fading)."""
-        loss_db = self.pathloss.loss_db(distance_m) + self.shadowing.offset_db(link_ids)
-        return db_to_linear(-loss_db) * self.fading.power_gain(link_ids, t_s)
+        static = self.static_gain(link_ids=link_ids, distance_m=distance_m)
+        return static * self.fading.power_gain(link_ids, t_s)
 
     def gamma_hz(self, *, link_ids, distance_m, tx_power_dbm, t_s: float) -> NDArray[np.float64]:
         """SNR per unit bandwidth ``p h / N0``, ndarray [n] Hz.
 
         The SNR at bandwidth b is ``gamma_hz / b``; allocators work with this term.
         """
-        gain = self.power_gain(link_ids=link_ids, distance_m=distance_m, t_s=t_s)
-        return dbm_to_w(tx_power_dbm) * gain / self.noise_psd_w_per_hz
+        return self.gamma_from_static_hz(
+            static_gain=self.static_gain(link_ids=link_ids, distance_m=distance_m),
+            link_ids=link_ids,
+            tx_power_w=dbm_to_w(tx_power_dbm),
+            t_s=t_s,
+        )
+
+    def gamma_from_static_hz(
+        self, *, static_gain: NDArray[np.float64], link_ids, tx_power_w, t_s: float
+    ) -> NDArray[np.float64]:
+        """:meth:`gamma_hz` from a precomputed :meth:`static_gain` (same arithmetic, so
+        bit-identical): only the fading is drawn."""
+        gain = static_gain * self.fading.power_gain(link_ids, t_s)
+        return tx_power_w * gain / self.noise_psd_w_per_hz
 
     def snr_linear(self, *, link_ids, distance_m, tx_power_dbm, bandwidth_hz, t_s: float):
         """Received SNR ``p h / (N0 b)``, ndarray [n] linear."""

@@ -154,7 +154,8 @@ def train_cohort(
         for k, v in params.items()
     ]
     leaves = list(params.values())
-    forward = vmap(lambda p, xb: functional_call(model, p, (xb,)))
+    # one client (typical of asynchronous arrivals): vmap's overhead buys nothing
+    forward = _single_client_forward(model) if c == 1 else _vmapped_forward(model)
     loss_sum = torch.zeros(c)
     active_steps = torch.zeros(c)
     for s in range(steps):
@@ -175,6 +176,24 @@ def train_cohort(
             active_steps += active
     stacked = {k: v.detach() for k, v in params.items()}
     return CohortResult(stacked, loss_sum / active_steps.clamp(min=1.0))
+
+
+def _vmapped_forward(model: nn.Module):
+    """``vmap(functional_call(model))``: parameters [C, ...] and inputs [C, B, ...] in."""
+
+    def forward(p: ModelState, xb: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, p, (xb,))
+
+    return vmap(forward)
+
+
+def _single_client_forward(model: nn.Module):
+    """The batched forward's signature for C = 1, without vmap: [1, ...] in, [1, B, K] out."""
+
+    def forward(p: ModelState, xb: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, {k: v[0] for k, v in p.items()}, (xb[0],)).unsqueeze(0)
+
+    return forward
 
 
 def train_cohort_loop(

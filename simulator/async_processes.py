@@ -25,13 +25,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import simpy
 
-from channels.link import shannon_rate_bps
+from channels.units import dbm_to_w
 from fl.state import ClientUpdate, ModelState
 from fl.strategies.base import RoundWork
 from simulator.learning import PERSONAL_NAN, evaluate_global, is_diverged, personal_accuracy
 from simulator.processes import STOPPING, Job, RunContext, check_target, client_job, energy_j
 from simulator.recorder import SERVER
 from simulator.shared_uplink import SharedUplink
+from simulator.world import World
 
 
 @dataclass(frozen=True)
@@ -74,36 +75,48 @@ class Pending:
     staleness: list[int] = field(default_factory=list)
 
 
-def plan_jobs(
-    ctx: RunContext,
-    work: RoundWork,
-    device_ids: list[int],
-    job_idx: np.ndarray,
-    slots: int,
-    now_s: float,
-):
-    """Phase durations [n] s for devices dispatched at ``now_s`` with equal band slots
-    (``job_idx`` [n]: each device's job counter, keying round-time profile draws)."""
-    world = ctx.world
-    ch, pop = world.scenario.channel, world.population
-    ids = np.asarray(device_ids, dtype=np.int64)
-    dist = pop.distance_m[ids]
-    gamma_dl = world.downlink.gamma_hz(
-        link_ids=ids, distance_m=dist, tx_power_dbm=ch.server_tx_power_dbm, t_s=now_s
-    )
-    gamma_ul = world.uplink.gamma_hz(
-        link_ids=ids, distance_m=dist, tx_power_dbm=pop.tx_power_dbm[ids], t_s=now_s
-    )
-    ul_hz = ch.uplink_bandwidth_hz / slots
-    with np.errstate(divide="ignore"):
-        downlink = work.downlink_bits / shannon_rate_bps(ch.downlink_bandwidth_hz / slots, gamma_dl)
-        uplink = work.fixed_uplink_bits / shannon_rate_bps(ul_hz, gamma_ul)
-    samples = world.work.samples_processed(world.num_examples[ids])
-    compute = pop.cycles_per_sample[ids] * samples / pop.cpu_hz[ids]
-    if world.round_time is not None:  # profile draws replace the whole job time
-        zeros = np.zeros(ids.size)
-        return zeros, world.profile_job_times_s(ids, job_idx), zeros, ul_hz, gamma_ul
-    return downlink, compute, uplink, ul_hz, gamma_ul
+class JobPlanner:
+    """Phase durations of dispatched jobs with equal band slots (band / ``slots``).
+
+    What does not change during a run is computed once per device: path loss x shadowing
+    (``Link.static_gain``), transmit powers and compute times. A dispatch then only draws the
+    fading of its devices, with the same arithmetic as ``Link.gamma_hz`` (bit-identical).
+    """
+
+    def __init__(self, world: World, work: RoundWork, slots: int):
+        ch, pop = world.scenario.channel, world.population
+        every = np.arange(world.num_devices)
+        self.world, self.work = world, work
+        self.static_dl = world.downlink.static_gain(link_ids=every, distance_m=pop.distance_m)
+        self.static_ul = world.uplink.static_gain(link_ids=every, distance_m=pop.distance_m)
+        self.server_w = dbm_to_w(ch.server_tx_power_dbm)
+        self.device_w = dbm_to_w(pop.tx_power_dbm)
+        samples = world.work.samples_processed(world.num_examples)
+        self.compute_s = pop.cycles_per_sample * samples / pop.cpu_hz
+        self.dl_hz = ch.downlink_bandwidth_hz / slots
+        self.ul_hz = ch.uplink_bandwidth_hz / slots
+
+    def plan(self, device_ids: np.ndarray, job_idx: np.ndarray, now_s: float):
+        """(downlink, compute, uplink) [n] s and the uplink gamma [n] Hz for devices
+        dispatched at ``now_s`` (``job_idx`` [n]: their job counters, keying profile draws)."""
+        world, ids = self.world, device_ids
+        gamma_dl = world.downlink.gamma_from_static_hz(
+            static_gain=self.static_dl[ids], link_ids=ids, tx_power_w=self.server_w, t_s=now_s
+        )
+        gamma_ul = world.uplink.gamma_from_static_hz(
+            static_gain=self.static_ul[ids], link_ids=ids, tx_power_w=self.device_w[ids], t_s=now_s
+        )
+        if world.round_time is not None:  # profile draws replace the whole job time
+            zeros = np.zeros(ids.size)
+            return zeros, world.profile_job_times_s(ids, job_idx), zeros, gamma_ul
+        # Shannon rate of a fixed positive slot (as channels.link.shannon_rate_bps computes
+        # it; gamma 0 gives rate 0 and an infinite transfer)
+        with np.errstate(divide="ignore"):
+            downlink = self.work.downlink_bits / (self.dl_hz * np.log2(1.0 + gamma_dl / self.dl_hz))
+            uplink = self.work.fixed_uplink_bits / (
+                self.ul_hz * np.log2(1.0 + gamma_ul / self.ul_hz)
+            )
+        return downlink, self.compute_s[ids], uplink, gamma_ul
 
 
 def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
@@ -137,6 +150,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     busy = np.zeros(n, dtype=bool)  # dispatched and not yet handled by the server
     # what a job costs depends only on the model's shapes, which never change during a run
     work = world.strategy.round_work(global_state=world.global_state)
+    planner = JobPlanner(world, work, slots)
     dispatches = 0
     pending = Pending()
     last_publish_s = 0.0
@@ -158,9 +172,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         idle = candidates.tolist()
         busy[candidates] = True
         dispatches += 1
-        dl, cmp, ul, ul_hz, gamma_ul = plan_jobs(
-            ctx, work, idle, jobs_done[candidates], slots, env.now
-        )
+        dl, cmp, ul, gamma_ul = planner.plan(candidates, jobs_done[candidates], env.now)
         for i, dev in enumerate(idle):
             job = AsyncJob(
                 dev,
@@ -170,7 +182,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
                 float(dl[i]),
                 float(cmp[i]),
                 float(ul[i]),
-                ul_hz,
+                planner.ul_hz,
                 env.now,
                 work.fixed_uplink_bits,
                 work.downlink_bits,
@@ -181,7 +193,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
             ctx.running[dev] = env.process(async_client_job(env, ctx, job, arrivals))
 
     if sim.uplink_sharing == "reshare":
-        ctx.shared_uplink = SharedUplink(env, world.scenario.channel.uplink_bandwidth_hz)
+        ctx.shared_uplink = SharedUplink(env, world.scenario.channel.uplink_bandwidth_hz, n)
     dispatch()
     while ctx.version < sim.rounds:
         if sim.max_time_s is not None and env.now >= sim.max_time_s:

@@ -140,28 +140,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"wedge compare: {len(spec.variants)} variants x {len(spec.seeds)} seeds")
 
     def on_run(name, seed, row):
-        print(
-            f"  {name} seed {seed}: cumulative latency {row['cumulative_latency_s']:.2f} s, "
-            f"personalised accuracy {row['final_personal_accuracy']:.3f}",
-            flush=True,
-        )
+        if spec.kind == "latency":
+            said = (
+                f"cumulative latency {row['cumulative_latency_s']:.2f} s, "
+                f"personalised accuracy {row['final_personal_accuracy']:.3f}"
+            )
+        else:
+            said = (
+                f"{row['versions']} versions in {row['virtual_time_s']:.1f} s virtual, "
+                f"accuracy {row['final_accuracy']:.3f}, time to {spec.target_accuracy}: "
+                f"{row['time_to_target_s']:.1f} s"
+            )
+        print(f"  {name} seed {seed}: {said}", flush=True)
 
     table, _, folder = run_comparison(args.file, args.out, on_run=on_run)
-    with_cols = [
-        "variant",
-        "seeds",
-        "cumulative_latency_s",
-        "cumulative_compute_s",
-        "cumulative_uplink_s",
-        "mean_rho",
-        "personal_accuracy",
-        "personal_accuracy_std",
-        "latency_reduction_pct",
-        "accuracy_diff_points",
-    ]
-    print(table[with_cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    with pd_options():
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"reference: {spec.reference}; table, runs and comparison.png in {folder}")
     return EXIT_OK
+
+
+def pd_options():
+    import pandas as pd
+
+    return pd.option_context("display.width", 250, "display.max_columns", 40)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -9,6 +9,14 @@ A comparison file::
       adaptive_pruning: {}
       personalization_only: {strategy.rho: 0.0, channel.allocator: {kind: minmax_latency}}
 
+``kind`` picks what is compared:
+
+- ``latency`` (default): cumulative round latency (compute / uplink split), pruning ratio and
+  personalised accuracy after the same number of rounds; reductions against ``reference``.
+- ``accuracy_vs_time``: global test accuracy against virtual time (asynchronous vs
+  synchronous strategies): time to ``target_accuracy``, accuracy at each of ``at_times_s``,
+  staleness; speed-up of the time to target against ``reference``.
+
 Writes ``<out>/compare-<file stem>/``: ``table.csv`` (one row per variant, seed means),
 ``runs.csv`` (one row per variant and seed) and ``comparison.png``.
 """
@@ -16,16 +24,18 @@ Writes ``<out>/compare-<file stem>/``: ``table.csv`` (one row per variant, seed 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
 from simulator.errors import ScenarioError
 from simulator.loader import apply_overrides, load_spec_with_base, validate_scenario
 from simulator.outputs import write_text
+from simulator.results import time_to_accuracy_s
 from simulator.runner import run
 
 
@@ -33,8 +43,11 @@ class ComparisonFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     base: str
     reference: str
+    kind: Literal["latency", "accuracy_vs_time"] = "latency"
     seeds: list[int] = Field(default=[1, 2, 3], min_length=1)
     variants: dict[str, dict[str, Any]] = Field(min_length=2)
+    target_accuracy: float = Field(default=0.85, gt=0, le=1)  # accuracy_vs_time
+    at_times_s: list[PositiveFloat] = Field(default_factory=list)  # accuracy_vs_time
 
     @model_validator(mode="after")
     def _reference_is_a_variant(self):
@@ -66,19 +79,12 @@ def run_comparison(path: str | Path, out_root: str | Path = "runs", on_run=None)
     for (name, seed), scenario in scenarios.items():
         result = run(scenario, out_root=out_root)
         m = result.metrics.to_pandas()
-        last = m.dropna(subset=["personal_accuracy_mean"]).tail(1)
+        row = _latency_row(m) if spec.kind == "latency" else _accuracy_row(m, spec, result.summary)
         rows.append(
             {
                 "variant": name,
                 "seed": seed,
-                "rounds": len(m),
-                "cumulative_latency_s": m.round_latency_s.sum(),
-                "cumulative_compute_s": m.compute_s.sum(),
-                "cumulative_uplink_s": m.uplink_s.sum(),
-                "mean_rho": m.mean_rho.mean(),
-                "final_personal_accuracy": float(last.personal_accuracy_mean.iloc[0])
-                if len(last)
-                else math.nan,
+                **row,
                 "status": result.summary["status"],
                 "run_dir": str(result.out_dir),
             }
@@ -88,13 +94,71 @@ def run_comparison(path: str | Path, out_root: str | Path = "runs", on_run=None)
         if on_run is not None:
             on_run(name, seed, rows[-1])
     runs = pd.DataFrame(rows)
-    table = _summarise(runs, spec.reference)
     folder = Path(out_root) / f"compare-{Path(path).stem}"
     folder.mkdir(parents=True, exist_ok=True)
+    if spec.kind == "latency":
+        table = _summarise(runs, spec.reference)
+        plot_comparison(pd.concat(curves), folder / "comparison.png")
+    else:
+        table = _summarise_accuracy(runs, spec)
+        plot_accuracy_vs_time(pd.concat(curves), runs, spec, folder / "comparison.png")
     write_text(folder / "table.csv", table.to_csv(index=False))
     write_text(folder / "runs.csv", runs.to_csv(index=False))
-    plot_comparison(pd.concat(curves), folder / "comparison.png")
     return table, runs, folder
+
+
+def _latency_row(m: pd.DataFrame) -> dict:
+    last = m.dropna(subset=["personal_accuracy_mean"]).tail(1)
+    return {
+        "rounds": len(m),
+        "cumulative_latency_s": m.round_latency_s.sum(),
+        "cumulative_compute_s": m.compute_s.sum(),
+        "cumulative_uplink_s": m.uplink_s.sum(),
+        "mean_rho": m.mean_rho.mean(),
+        "final_personal_accuracy": float(last.personal_accuracy_mean.iloc[0])
+        if len(last)
+        else math.nan,
+    }
+
+
+def accuracy_at_s(m: pd.DataFrame, t_s: float) -> float:
+    """Accuracy of the last evaluation at or before virtual time ``t_s`` (nan before any)."""
+    seen = m[(m.time_s <= t_s) & m.accuracy.notna()]
+    return float(seen.accuracy.iloc[-1]) if len(seen) else math.nan
+
+
+def _accuracy_row(m: pd.DataFrame, spec: ComparisonFile, summary: dict) -> dict:
+    evaluated = m[m.accuracy.notna()]
+    return {
+        "versions": len(m),
+        "virtual_time_s": float(m.time_s.iloc[-1]) if len(m) else 0.0,
+        "time_to_target_s": time_to_accuracy_s(m, spec.target_accuracy),
+        **{f"accuracy_at_{t:g}s": accuracy_at_s(m, t) for t in spec.at_times_s},
+        "final_accuracy": float(evaluated.accuracy.iloc[-1]) if len(evaluated) else math.nan,
+        "mean_staleness": summary.get("mean_staleness", 0.0),
+    }
+
+
+def _summarise_accuracy(runs: pd.DataFrame, spec: ComparisonFile) -> pd.DataFrame:
+    """Seed means; the time to target averages the seeds that reached it (``reached`` says
+    how many did), and ``speedup_vs_reference`` = reference time / this variant's time (a
+    lower bound, flagged, when the reference never reached the target)."""
+    g = runs.groupby("variant", sort=False)
+    at_cols = [f"accuracy_at_{t:g}s" for t in spec.at_times_s]
+    table = g[["versions", "virtual_time_s", *at_cols, "final_accuracy", "mean_staleness"]].mean()
+    table.insert(0, "seeds", g.seed.count())
+    table.insert(1, "reached", g.time_to_target_s.apply(lambda s: f"{s.notna().sum()}/{len(s)}"))
+    table.insert(2, "time_to_target_s", g.time_to_target_s.mean())
+    table.insert(3, "time_to_target_std_s", g.time_to_target_s.std())
+    table = table.reset_index()
+    ref = table.set_index("variant").loc[spec.reference]
+    # A reference that never reached the target gives a lower bound: it needed more than
+    # its whole run.
+    bound = math.isnan(ref.time_to_target_s)
+    ref_s = float(ref.virtual_time_s if bound else ref.time_to_target_s)
+    table["speedup_vs_reference"] = ref_s / table.time_to_target_s
+    table["speedup_is_lower_bound"] = bound
+    return table
 
 
 def _summarise(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -155,6 +219,58 @@ def plot_comparison(curves: pd.DataFrame, path: Path) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.suptitle("seed means")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def plot_accuracy_vs_time(
+    curves: pd.DataFrame, runs: pd.DataFrame, spec: ComparisonFile, path: Path
+) -> None:
+    """Two panels: global test accuracy against virtual time (seed mean of the step curves,
+    band = min..max over seeds) and the time to the target per variant and seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2.2, 1]})
+    names = list(dict.fromkeys(curves.variant))
+    end = float(curves.time_s.max())
+    grid = np.linspace(0.0, end, 400)
+    for name in names:
+        per_seed = []
+        for _, m in curves[curves.variant == name].groupby("seed"):
+            seen = m[m.accuracy.notna()]
+            # step curve: the accuracy of the last evaluation at or before each grid time
+            pos = np.searchsorted(seen.time_s.to_numpy(), grid, side="right") - 1
+            acc = np.where(pos >= 0, seen.accuracy.to_numpy()[np.maximum(pos, 0)], np.nan)
+            per_seed.append(acc)
+        stack = np.vstack(per_seed)
+        with warnings.catch_warnings():  # before the first evaluation every seed is nan
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, low, high = (f(stack, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
+        (line,) = axes[0].plot(grid, mean, label=name)
+        axes[0].fill_between(grid, low, high, color=line.get_color(), alpha=0.15)
+    axes[0].axhline(spec.target_accuracy, color="grey", ls="--", lw=1, label="target")
+    axes[0].set_xlabel("virtual time (s)")
+    axes[0].set_ylabel("global test accuracy")
+    axes[0].set_ylim(0, 1)
+    axes[0].grid(alpha=0.3)
+    axes[0].legend(loc="lower right")
+    for i, name in enumerate(names):
+        tta = runs[runs.variant == name].time_to_target_s.to_numpy()
+        reached = tta[np.isfinite(tta)]
+        axes[1].scatter(reached, np.full(reached.size, i), color=f"C{i}")
+        if reached.size < tta.size:
+            axes[1].annotate(f"{tta.size - reached.size} seed(s) never", (0, i), fontsize=8)
+    axes[1].set_yticks(range(len(names)), names)
+    axes[1].set_xlabel(f"virtual time to accuracy {spec.target_accuracy} (s), per seed")
+    axes[1].set_xlim(left=0)
+    axes[1].grid(alpha=0.3)
+    fig.suptitle(f"seeds {spec.seeds}")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)

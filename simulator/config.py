@@ -19,7 +19,11 @@ class SimulationConfig(BaseModel):
     deadline_s: PositiveFloat | None = Field(
         default=None, description="round deadline; stragglers are interrupted (None: wait for all)"
     )
-    max_time_s: PositiveFloat | None = Field(default=None, description="virtual-time limit")
+    max_time_s: PositiveFloat | None = Field(
+        default=None,
+        description="virtual-time limit: asynchronous runs stop at it; no synchronous round "
+        "starts after it (the last one may end later)",
+    )
     idle_retry_s: PositiveFloat = Field(
         default=1.0, description="wait before retrying when no device is online"
     )

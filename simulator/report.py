@@ -1,7 +1,8 @@
 """``wedge report DIR``: PNG figures for a run folder or a sweep folder (``DIR/figures/``).
 
 Run: accuracy vs virtual time, per-round latency breakdown, per-device timeline (who computes
-and transmits when; failures marked), uplink bandwidth share per device and round.
+and transmits when; failures marked), uplink bandwidth share per device and round, per-device
+activity (updates; busy, idle and offline time) with the staleness histogram.
 Sweep: mean round latency vs each swept numeric parameter, seed mean with min-max spread,
 one line per combination of the other parameters.
 """
@@ -165,6 +166,38 @@ def latency_vs_parameter(summary: pd.DataFrame, param: str, others: list[str], p
     return _save(fig, path)
 
 
+def device_activity(run: RunData, path: Path, max_devices: int = 60) -> Path:
+    """Left: updates delivered per device, with the time each spent busy, idle and offline.
+    Right: the staleness histogram of applied arrivals (asynchronous runs)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=FIGSIZE, gridspec_kw={"width_ratios": [3, 2]})
+    d = run.devices.head(max_devices)
+    if len(d):
+        total = (d.busy_s + d.idle_s + d.offline_s).replace(0, np.nan)
+        bottom = np.zeros(len(d))
+        for col, color in [("busy_s", "tab:blue"), ("idle_s", "tab:gray"), ("offline_s", "k")]:
+            share = (d[col] / total).fillna(0).to_numpy()
+            left.bar(d.device_id, share, bottom=bottom, color=color, label=col[:-2], width=0.9)
+            bottom += share
+        left.set_ylabel("share of the run's virtual time")
+        twin = left.twinx()
+        twin.plot(d.device_id, d.updates, "o", color="tab:orange", ms=3, label="updates")
+        twin.set_ylabel("updates delivered", color="tab:orange")
+        left.legend(loc="lower left", fontsize=7)
+    left.set_xlabel(f"device (first {len(d)})")
+    left.set_title("per-device activity")
+    hist = run.summary.get("staleness_histogram")
+    if hist:
+        right.bar([int(k) for k in hist], list(hist.values()), color="tab:purple")
+        right.set_xlabel("staleness (versions)")
+        right.set_ylabel("arrivals")
+        right.set_title(f"staleness, mean {run.summary['mean_staleness']:.1f}")
+    else:
+        right.text(0.5, 0.5, "synchronous run:\nno stale arrivals", ha="center", va="center")
+        right.set_axis_off()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def report(path: str | Path) -> list[Path]:
     """Write the figures for a run or sweep folder; returns the files written."""
     path = Path(path)
@@ -176,6 +209,7 @@ def report(path: str | Path) -> list[Path]:
             latency_breakdown(run, out / "latency_breakdown.png"),
             device_timeline(run, out / "device_timeline.png"),
             bandwidth_shares(run, out / "bandwidth_shares.png"),
+            device_activity(run, out / "device_activity.png"),
         ]
     if (path / "summary.parquet").exists():
         sweep = load_sweep(path)

@@ -33,7 +33,10 @@ def load_run(path: str | Path) -> RunData:
         events=pd.read_parquet(path / "events.parquet"),
         summary=json.loads((path / "summary.json").read_text()),
         scenario=yaml.safe_load((path / "scenario.resolved.yaml").read_text()),
-        devices=pd.read_parquet(path / "devices.parquet"),
+        # folders written before the per-device table existed have none
+        devices=pd.read_parquet(path / "devices.parquet")
+        if (path / "devices.parquet").exists()
+        else pd.DataFrame(),
     )
 
 

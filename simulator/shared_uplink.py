@@ -23,22 +23,27 @@ _FINISH_TOLERANCE_S = 1e-9
 
 
 class SharedUplink:
-    def __init__(self, env: simpy.Environment, band_hz: float):
+    """Transfers keyed by device id (0 <= key < ``num_keys``), state in arrays [num_keys] so
+    that every change costs a few vector operations over the transfers in flight."""
+
+    def __init__(self, env: simpy.Environment, band_hz: float, num_keys: int):
         self.env, self.band_hz = env, band_hz
-        self._remaining_bits: dict[int, float] = {}
-        self._gamma_hz: dict[int, float] = {}
-        self._rate_bps: dict[int, float] = {}
+        self._remaining_bits = np.zeros(num_keys)
+        self._gamma_hz = np.zeros(num_keys)
+        self._rate_bps = np.zeros(num_keys)
+        self._in_flight = np.zeros(num_keys, dtype=bool)
+        self._active = np.zeros(0, dtype=np.int64)  # sorted keys in flight
         self._done: dict[int, simpy.Event] = {}
         self._updated_s = env.now
         self._generation = 0
 
     @property
     def active(self) -> int:
-        return len(self._remaining_bits)
+        return int(self._active.size)
 
     def rate_bps(self, key: int) -> float:
         """Current rate of an active transfer (bit/s)."""
-        return self._rate_bps[key]
+        return float(self._rate_bps[key])
 
     def send(self, key: int, bits: float, gamma_hz: float):
         """Process step: transfer ``bits`` for ``key`` (a device id); returns when delivered.
@@ -49,6 +54,7 @@ class SharedUplink:
         done = self.env.event()
         self._remaining_bits[key] = float(bits)
         self._gamma_hz[key] = float(gamma_hz)
+        self._in_flight[key] = True
         self._done[key] = done
         self._reschedule()
         try:
@@ -58,40 +64,35 @@ class SharedUplink:
             raise
 
     def cancel(self, key: int) -> None:
-        if key not in self._remaining_bits:
+        if not self._in_flight[key]:
             return
         self._advance()
-        self._drop(key)
-        self._reschedule()
-
-    def _drop(self, key: int) -> None:
-        for table in (self._remaining_bits, self._gamma_hz, self._rate_bps):
-            table.pop(key, None)
+        self._in_flight[key] = False
         self._done.pop(key, None)
+        self._reschedule()
 
     def _advance(self) -> None:
         """Bring remaining bits to ``now`` at the rates that held since the last change."""
         dt = self.env.now - self._updated_s
-        if dt > 0:
-            for key, rate in self._rate_bps.items():
-                self._remaining_bits[key] -= rate * dt
+        if dt > 0 and self._active.size:
+            a = self._active
+            self._remaining_bits[a] -= self._rate_bps[a] * dt
         self._updated_s = self.env.now
 
     def _reschedule(self) -> None:
         self._generation += 1
-        keys = sorted(self._remaining_bits)
-        if not keys:
-            self._rate_bps.clear()
+        self._active = a = np.flatnonzero(self._in_flight)
+        if a.size == 0:
             return
-        gamma = np.array([self._gamma_hz[k] for k in keys])
-        sharing = int((gamma > 0).sum())
+        gamma = self._gamma_hz[a]
+        reachable = gamma > 0
+        sharing = int(reachable.sum())
         share_hz = self.band_hz / sharing if sharing else 0.0
-        rates = shannon_rate_bps(np.where(gamma > 0, share_hz, 0.0), gamma)
-        self._rate_bps = dict(zip(keys, rates.tolist(), strict=True))
-        finish_s = [
-            self._remaining_bits[k] / r if r > 0 else math.inf for k, r in self._rate_bps.items()
-        ]
-        first = min(finish_s)
+        rates = shannon_rate_bps(np.where(reachable, share_hz, 0.0), gamma)
+        self._rate_bps[a] = rates
+        with np.errstate(divide="ignore"):
+            finish_s = np.where(rates > 0, self._remaining_bits[a] / rates, math.inf)
+        first = float(finish_s.min())
         if math.isfinite(first):
             generation = self._generation
             timer = self.env.timeout(max(first, 0.0))
@@ -101,14 +102,11 @@ class SharedUplink:
         if generation != self._generation:  # a later change superseded this timer
             return
         self._advance()
-        finished = [
-            k
-            for k, r in self._rate_bps.items()
-            if r > 0 and self._remaining_bits[k] <= r * _FINISH_TOLERANCE_S
-        ]
-        events = [self._done[k] for k in sorted(finished)]
-        for k in finished:
-            self._drop(k)
+        a = self._active
+        rates = self._rate_bps[a]
+        finished = a[(rates > 0) & (self._remaining_bits[a] <= rates * _FINISH_TOLERANCE_S)]
+        events = [self._done.pop(k) for k in finished.tolist()]  # ascending device id
+        self._in_flight[finished] = False
         self._reschedule()
         for event in events:
             event.succeed()

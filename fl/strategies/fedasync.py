@@ -26,6 +26,8 @@ class FedAsync(Strategy):
         self, *, global_state: ModelState, version: int, update: ClientUpdate, now_s: float
     ) -> ModelState:
         weight = self.alpha * self.staleness(version - update.base_version)
+        if update.state is global_state:  # mixing a model with itself (systems-only runs)
+            return global_state
         return {
             k: (1.0 - weight) * v + weight * update.state[k].to(v.dtype)
             for k, v in global_state.items()

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from channels.counter_rng import stream_id, uniform01
@@ -70,3 +72,18 @@ def test_successive_blocks_are_uncorrelated():
 
 def test_no_fading_is_unit_gain():
     np.testing.assert_array_equal(NoFading().power_gain(np.arange(5), 3.0), np.ones(5))
+
+
+@settings(max_examples=60)
+@given(
+    seed=st.integers(0, 2**63 - 1),
+    stream=st.integers(0, 2**32 - 1),
+    links=st.lists(st.integers(0, 2**40), min_size=1, max_size=4),
+    block=st.integers(-5, 2**31),
+    component=st.integers(0, 3),
+)
+def test_scalar_path_is_bit_identical_to_the_vectorised_one(seed, stream, links, block, component):
+    # up to 4 draws take the pure-Python path; padding to 8 forces the numpy path
+    small = uniform01(seed, stream, np.array(links), block, component)
+    padded = np.array(links + [0] * (8 - len(links)))
+    assert np.array_equal(small, uniform01(seed, stream, padded, block, component)[: len(links)])

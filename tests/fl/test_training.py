@@ -43,6 +43,22 @@ def test_batched_equals_per_client_loop(data, work):
         assert torch.equal(batched.stacked_state[k][3], start[k])
 
 
+def test_single_client_path_equals_the_loop(data):
+    x, y = data
+    work = LocalWork(batch_size=8, lr=0.1, steps=6)
+    plan = plan_batches([np.arange(5, 30)], work, [np.random.default_rng(3)])
+    torch.manual_seed(1)
+    model = mlp((1, 8, 8), [16], 10)
+    start = _start(model)
+    one = train_cohort(model, start, x, y, plan, work.lr)  # C = 1: no vmap
+    looped = train_cohort_loop(lambda: mlp((1, 8, 8), [16], 10), start, x, y, plan, work.lr)
+    for k in start:
+        assert one.stacked_state[k].shape == (1, *start[k].shape)
+        torch.testing.assert_close(one.stacked_state[k], looped.stacked_state[k])
+        assert not torch.equal(one.stacked_state[k][0], start[k])
+    torch.testing.assert_close(one.train_loss, looped.train_loss.float())
+
+
 def test_cnn_trains_batched_too(data):
     x, y = data
     clients = [np.arange(0, 20), np.arange(20, 60)]

@@ -29,7 +29,7 @@ def _sender(env, band, key, start_s, finished):
 
 def test_reshared_band_follows_starts_and_ends_by_hand():
     env = simpy.Environment()
-    band = SharedUplink(env, BAND_HZ)
+    band = SharedUplink(env, BAND_HZ, 2)
     finished: dict[int, float] = {}
     env.process(_sender(env, band, 0, 0.0, finished))
     env.process(_sender(env, band, 1, 0.25, finished))
@@ -44,7 +44,7 @@ def test_reshared_band_follows_starts_and_ends_by_hand():
 
 def test_an_interrupted_transfer_gives_its_share_back():
     env = simpy.Environment()
-    band = SharedUplink(env, BAND_HZ)
+    band = SharedUplink(env, BAND_HZ, 2)
     finished: dict[int, float] = {}
     env.process(_sender(env, band, 0, 0.0, finished))
     victim = env.process(_sender(env, band, 1, 0.0, finished))

@@ -16,7 +16,7 @@ import yaml
 
 from simulator.cli import main
 from simulator.report import report
-from simulator.results import load_sweep
+from simulator.results import load_run, load_sweep
 from simulator.runner import run
 from simulator.sweep import load_sweep_file, run_sweep
 from tests.conftest import TINY, make_scenario
@@ -143,9 +143,17 @@ def test_report_writes_every_figure_at_the_documented_size(tmp_path):
         "latency_breakdown.png",
         "device_timeline.png",
         "bandwidth_shares.png",
+        "device_activity.png",
     ]
     for f in files:
         assert _png_size(f) == (800, 450) and f.stat().st_size > 5_000
+    async_run = run(
+        make_scenario({"strategy": {"kind": "fedasync"}, "simulation.rounds": 6}),
+        out_root=tmp_path,
+    )
+    assert load_run(async_run.out_dir).summary["staleness_histogram"]
+    activity = report(async_run.out_dir)[-1]
+    assert activity.name == "device_activity.png" and _png_size(activity) == (800, 450)
     sweep = load_sweep_file(write_sweep(tmp_path, **GRID_2x2x2))
     folder = run_sweep(sweep, tmp_path / "runs", workers=1)
     figures = report(folder)
