@@ -247,6 +247,7 @@ def plot_accuracy_vs_time(
             # step curve: the accuracy of the last evaluation at or before each grid time
             pos = np.searchsorted(seen.time_s.to_numpy(), grid, side="right") - 1
             acc = np.where(pos >= 0, seen.accuracy.to_numpy()[np.maximum(pos, 0)], np.nan)
+            acc[grid > m.time_s.max()] = np.nan  # the run had stopped
             per_seed.append(acc)
         stack = np.vstack(per_seed)
         with warnings.catch_warnings():  # before the first evaluation every seed is nan
