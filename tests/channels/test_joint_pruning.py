@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from channels.joint_pruning import (
+    CVXPY_BOUND_TOL,
+    CVXPY_MAX_RESIDUAL,
     JointInstance,
+    JointPruningAllocator,
     JointPruningProblem,
     kkt_certificate,
     latency_s,
     physical_instance,
+    pruning_active_instance,
     rho_for_bandwidth,
     solve_kkt,
 )
@@ -89,31 +93,70 @@ def test_optimised_bandwidth_prunes_no_more_than_equal_bandwidth(inst):
     assert sol.rho.sum() <= rho_for_bandwidth(inst, equal).sum() + 1e-9
 
 
-@settings(max_examples=25)
+_PROBLEMS: dict[int, JointPruningProblem] = {}  # compiled once per cohort size (as the allocator)
+
+
+def _draw_pruning_active(n, seed, ratio, budget_per_30):
+    try:
+        return pruning_active_instance(n, seed, ratio, budget_per_30 * max(1.0, n / 30))
+    except ValueError:
+        return None  # too few devices can meet this deadline at all
+
+
+@settings(max_examples=30)
 @given(
     inst=st.builds(
-        physical_instance,
-        n=st.integers(2, 30),
+        _draw_pruning_active,
+        n=st.sampled_from([2, 3, 5, 10, 30, 100, 300, 500]),
         seed=st.integers(0, 10_000),
-        deadline_ratio=st.floats(0.5, 1.0),
-        budget_hz=st.floats(5e6, 20e6),
+        ratio=st.floats(0.4, 1.0),
+        budget_per_30=st.floats(5e6, 20e6),
     )
 )
 def test_cvxpy_agrees_with_the_closed_form(inst):
+    assume(inst is not None)
     kkt = solve_kkt(inst)
     assume(kkt.status == "optimal")  # pruning active: the solution is unique
-    cvx = JointPruningProblem(inst.n).solve(inst)
+    event(f"{inst.n} devices")  # --hypothesis-show-statistics lists the sizes tested
+    problem = _PROBLEMS.setdefault(inst.n, JointPruningProblem(inst.n))
+    cvx = problem.solve(inst)
     assert cvx.status in ("optimal", "optimal_inaccurate"), cvx.status
+    cert = kkt_certificate(inst, cvx.rho, cvx.bandwidth_hz, cvx.lam, bound_tol=CVXPY_BOUND_TOL)
+    if max(cert.values()) > CVXPY_MAX_RESIDUAL:
+        # Rare (none in 1,650 random draws; hypothesis's boundary values find one: 300
+        # devices, T_max = 0.4 x median, rho off by 1.3e-4). The allocator must catch it.
+        event("cvxpy flagged by its certificate")
+        _assert_allocator_uses_the_closed_form(inst, kkt)
+        return
     obj_kkt, obj_cvx = inst.weights @ kkt.rho, inst.weights @ cvx.rho
-    # Issue 3's tolerances (objective 1e-5 relative; rho and b within 1e-4 of their scale).
-    # Met up to ~30 devices (tested here); at 100 and 500 devices the measured objective error
-    # is ~1e-5 and ~2e-4 (benchmarks/bench_joint_allocation.py), so larger cohorts are not
-    # asserted at this tolerance.
+    # Issue 3's tolerances: objective 1e-5 relative; rho and b within 1e-4 of their scale
     assert obj_cvx == pytest.approx(obj_kkt, rel=1e-5, abs=1e-7)
     np.testing.assert_allclose(cvx.rho, kkt.rho, atol=1e-4)
     np.testing.assert_allclose(cvx.bandwidth_hz, kkt.bandwidth_hz, atol=1e-4 * inst.budget_hz)
-    # the closed form is at least as good as what the solver found
-    assert obj_kkt <= obj_cvx + 1e-9
+    # the closed form is at least as good as what the solver found (up to its tolerance)
+    assert obj_kkt <= obj_cvx * (1 + 1e-7) + 1e-12
+
+
+def _assert_allocator_uses_the_closed_form(inst, kkt):
+    allocator = JointPruningAllocator(t_max_s=inst.t_max_s, solver="cvxpy")
+    alloc = allocator.allocate_joint(
+        fixed_s=inst.fixed_s,
+        prunable_s=inst.prunable_s,
+        payload_bits=inst.payload_bits,
+        gamma_hz=inst.gamma_hz,
+        weights=inst.weights,
+        total_bandwidth_hz=inst.budget_hz,
+    )
+    assert "-> kkt" in alloc.status and alloc.status.endswith(kkt.status)
+    np.testing.assert_allclose(alloc.bandwidth_hz, kkt.bandwidth_hz)
+    assert max(alloc.certificate.values()) < 1e-6
+
+
+def test_allocator_falls_back_when_cvxpy_is_inaccurate():
+    # 300 devices, deadline set by the slowest one: almost everyone sits at a bound and one
+    # device is pruned. Clarabel's answer there is far off (measured); the closed form is used.
+    inst = physical_instance(300, 5, 0.9, 20e6 * 10)
+    _assert_allocator_uses_the_closed_form(inst, solve_kkt(inst))
 
 
 def test_infeasible_and_degenerate_inputs_are_reported():
