@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from channels.link import shannon_rate_bps
+from channels.link import RATE_SCALE_EXPONENT, shannon_rate_bps
 from channels.rate_inverse import bandwidth_for_rate
 
 LN2 = np.log(2.0)
@@ -336,12 +336,6 @@ def pruning_active_instance(
     )
 
 
-# Exponent p of the per-device rate-cone scaling in JointPruningProblem. Measured on 2,000
-# random pruning-active instances of 2-100 devices (plus 60 of 300-1,000): cvxpy answers
-# beyond 1e-4 of the closed form or failed in 3 with p = 1, 2 with p = 0.5, 1 with p = 0.75,
-# and none with p = 0.8, 0.85 or 0.9.
-RATE_SCALE_EXPONENT = 0.8
-
 # Above this many devices P1 is canonicalised afresh at every solve instead of through its DPP
 # compilation: DPP's parameter map grows as n^2 (measured peak memory 518 MB at 500 devices,
 # 1.7 GB at 1,000, 6.6 GB at 2,000; 10,000 would need 52 GB) and its re-solves stop being
@@ -399,11 +393,8 @@ class JointPruningProblem:
         self.share_hi = cp.Parameter(n, nonneg=True)
         beta, x = self.share, self.kept
         self.budget_constraint = cp.sum(beta) <= n
-        # The rate's cone is scaled per device by c_k = max(1, gamma_k)^p (homogeneity:
-        # b log(1 + g/b) = c (b/c) log(1 + (g/c)/(b/c))). Unscaled, an SNR of 1e6 at an equal
-        # share puts 1e6 into the cone's data, the dual objective starts at -1e6 and Clarabel
-        # stalls; with p = 1 the scaled share b/c becomes ~1e-7 instead. See
-        # RATE_SCALE_EXPONENT.
+        # The rate's cone is scaled per device by c_k = max(1, gamma_k)^p, gamma in equal
+        # shares (why and which p: channels.link.RATE_SCALE_EXPONENT).
         self.inv_scale = cp.Parameter(n, nonneg=True)  # 1 / c_k
         self.gamma_scaled = cp.Parameter(n, nonneg=True)  # gamma_k / c_k
         scaled_share = cp.multiply(self.inv_scale, beta)

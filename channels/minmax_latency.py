@@ -204,7 +204,9 @@ class MinMaxLatencyProblem:
         self.demand.value = demand / (budget * t_ref)
         self.fixed.value = fixed_s / t_ref
         try:
-            self.problem.solve(solver=solver)
+            # warm_start=False: a reused Clarabel solver object makes the answer depend on the
+            # previously solved rounds (measured on the joint problem, channels.joint_pruning)
+            self.problem.solve(solver=solver, warm_start=False)
         except self.cp.error.SolverError as exc:
             return MinMaxSolution(np.zeros(self.n), np.inf, f"solver_failed: {exc}".strip())
         status = self.problem.status
