@@ -37,18 +37,20 @@ from simulator.world import World
 
 @dataclass(frozen=True)
 class AsyncJob:
-    device_id: int
-    job_idx: int  # the device's k-th job: its training stream key
-    base_version: int
+    """A dispatched job: its phases (``phases.round_idx`` is the base version), the device's
+    job counter (its training stream key) and the model it starts from."""
+
+    phases: Job
+    job_idx: int
     base_state: ModelState
-    downlink_s: float
-    compute_s: float
-    uplink_s: float
-    bandwidth_hz: float
-    dispatched_s: float
-    uplink_bits: int
-    downlink_bits: int
-    gamma_ul_hz: float
+
+    @property
+    def device_id(self) -> int:
+        return self.phases.device_id
+
+    @property
+    def base_version(self) -> int:
+        return self.phases.round_idx
 
 
 @dataclass
@@ -121,18 +123,7 @@ class JobPlanner:
 
 def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
     """The synchronous job's phases (shared code), then post the outcome as an arrival."""
-    phases = Job(
-        job.device_id,
-        job.base_version,
-        job.downlink_s,
-        job.compute_s,
-        job.uplink_s,
-        job.bandwidth_hz,
-        uplink_bits=job.uplink_bits,
-        downlink_bits=job.downlink_bits,
-        gamma_ul_hz=job.gamma_ul_hz,
-    )
-    outcome = yield from client_job(env, ctx, phases)
+    outcome = yield from client_job(env, ctx, job.phases)
     arrivals.put(
         Arrival(
             job, outcome.delivered, outcome.reason, outcome.compute_spent_s, outcome.uplink_spent_s
@@ -174,20 +165,18 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         dispatches += 1
         dl, cmp, ul, gamma_ul = planner.plan(candidates, jobs_done[candidates], env.now)
         for i, dev in enumerate(idle):
-            job = AsyncJob(
+            phases = Job(
                 dev,
-                int(jobs_done[dev]),
                 ctx.version,
-                start_state(dev),
                 float(dl[i]),
                 float(cmp[i]),
                 float(ul[i]),
                 planner.ul_hz,
-                env.now,
-                work.fixed_uplink_bits,
-                work.downlink_bits,
-                float(gamma_ul[i]),
+                uplink_bits=work.fixed_uplink_bits,
+                downlink_bits=work.downlink_bits,
+                gamma_ul_hz=float(gamma_ul[i]),
             )
+            job = AsyncJob(phases, int(jobs_done[dev]), start_state(dev))
             jobs_done[dev] += 1
             pending.bits_down += work.downlink_bits
             ctx.running[dev] = env.process(async_client_job(env, ctx, job, arrivals))
@@ -311,7 +300,7 @@ def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: f
         "loss": math.nan,
         "train_loss": math.nan,
         **PERSONAL_NAN,
-        "downlink_s": a.job.downlink_s,
+        "downlink_s": a.job.phases.downlink_s,
         "compute_s": a.compute_spent_s,
         "uplink_s": a.uplink_spent_s,
         "wait_s": 0.0,
