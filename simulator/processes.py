@@ -46,9 +46,14 @@ class RunContext:
     notes: list[str] = field(default_factory=list)
     on_version: Callable[[dict], None] | None = None
     shared_uplink: SharedUplink | None = None  # set by the async server when re-sharing
-    device_stats: DeviceStats | None = None
     staleness: list[int] = field(default_factory=list)  # per applied async arrival
     end_s: float = 0.0  # virtual time when the run stopped
+    device_stats: DeviceStats = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.device_stats = DeviceStats(len(self.online))
+        for d in np.flatnonzero(~self.online).tolist():  # offline from the start
+            self.device_stats.went_offline(d, 0.0)
 
 
 # Statuses that end a run before its version or time limit.
@@ -112,8 +117,7 @@ def client_job(env: simpy.Environment, ctx: RunContext, job: Job):
         rec.event(env.now, "downlink_start", dev, rnd, job.downlink_s)
         yield env.timeout(job.downlink_s)
         spent[0], phase, phase_start = job.downlink_s, 1, env.now
-        if stats is not None:
-            stats.bits_down[dev] += job.downlink_bits
+        stats.bits_down[dev] += job.downlink_bits
         rec.event(env.now, "compute_start", dev, rnd, job.compute_s)
         yield env.timeout(job.compute_s)
         spent[1], phase, phase_start = job.compute_s, 2, env.now
@@ -125,22 +129,19 @@ def client_job(env: simpy.Environment, ctx: RunContext, job: Job):
             yield from ctx.shared_uplink.send(dev, job.uplink_bits, job.gamma_ul_hz)
         spent[2] = env.now - phase_start
         rec.event(env.now, "upload_done", dev, rnd)
-        if stats is not None:
-            stats.bits_up[dev] += job.uplink_bits
-            stats.updates[dev] += 1
+        stats.bits_up[dev] += job.uplink_bits
+        stats.updates[dev] += 1
         return JobOutcome(dev, 3, "", env.now, *spent)
     except simpy.Interrupt as stop:
         spent[phase] = env.now - phase_start
         reason = str(stop.cause)
         rec.event(env.now, "failure", dev, rnd, detail=reason)
-        if stats is not None:
-            stats.failures[dev] += 1
+        stats.failures[dev] += 1
         return JobOutcome(dev, phase, reason, env.now, *spent)
     finally:
         ctx.running.pop(dev, None)
-        if stats is not None:
-            stats.jobs[dev] += 1
-            stats.busy_s[dev] += sum(spent)
+        stats.jobs[dev] += 1
+        stats.busy_s[dev] += sum(spent)
 
 
 def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int, rng):
@@ -154,11 +155,10 @@ def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int,
         yield env.timeout(wait_s)
         ctx.online[device_id] = not online
         ctx.recorder.event(env.now, "offline" if online else "online", device_id)
-        if ctx.device_stats is not None:
-            if online:
-                ctx.device_stats.went_offline(device_id, env.now)
-            else:
-                ctx.device_stats.came_online(device_id, env.now)
+        if online:
+            ctx.device_stats.went_offline(device_id, env.now)
+        else:
+            ctx.device_stats.came_online(device_id, env.now)
         job = ctx.running.get(device_id)
         if online and job is not None and job.is_alive:
             job.interrupt("offline")

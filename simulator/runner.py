@@ -23,7 +23,6 @@ import simpy
 
 from devices.availability import AlwaysOn
 from simulator.config import Scenario
-from simulator.device_stats import DeviceStats
 from simulator.outputs import publish_dir, write_json, write_table, write_yaml
 from simulator.processes import RunContext, device_availability, sync_server
 from simulator.recorder import Recorder
@@ -65,12 +64,7 @@ def simulate_world(
         ],
         dtype=bool,
     )
-    stats = DeviceStats(world.num_devices)
-    for d in np.flatnonzero(~online).tolist():
-        stats.went_offline(d, 0.0)
-    ctx = RunContext(
-        world=world, recorder=recorder, online=online, on_version=on_version, device_stats=stats
-    )
+    ctx = RunContext(world=world, recorder=recorder, online=online, on_version=on_version)
     # Availability processes start in device order; always-on devices need none.
     if not isinstance(world.availability, AlwaysOn):
         for d in range(world.num_devices):
@@ -149,7 +143,6 @@ def run(
     recorder, ctx, wall_s = simulate(scenario, on_version=on_version, source=source)
     summary = summarize(scenario, recorder, ctx, wall_s)
     metrics, events = recorder.metrics_table(), recorder.events_table()
-    assert ctx.device_stats is not None
     devices = ctx.device_stats.table(ctx.end_s)
     out_dir = None
     if out_root is not None:
