@@ -58,9 +58,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(exc.format(), markup=False, highlight=False)
         return EXIT_BAD_INPUT
     rounds = scenario.simulation.rounds
+    limit_s = scenario.simulation.max_time_s
+    # With a virtual-time limit the run usually ends there (asynchronous runs publish
+    # thousands of versions): progress and table rows then follow virtual time.
+    by_time = limit_s is not None
     every = args.every or (1 if rounds <= 100 else rounds // 50)
+    next_row_s = 0.0
+    limits = f"up to {rounds} versions or {limit_s:g} s virtual" if by_time else f"{rounds} rounds"
     out.print(
-        f"wedge: {scenario.name} ({scenario.devices.count} devices, {rounds} rounds, "
+        f"wedge: {scenario.name} ({scenario.devices.count} devices, {limits}, "
         f"{'systems-only' if scenario.systems_only else 'training'})"
     )
     if not args.quiet:
@@ -74,11 +80,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         transient=True,
         disable=args.quiet or not err.is_terminal,
     ) as progress:
-        task = progress.add_task("rounds", total=rounds)
+        if by_time:
+            task = progress.add_task("virtual s", total=limit_s)
+        else:
+            task = progress.add_task("rounds", total=rounds)
 
         def on_version(row: dict) -> None:
-            progress.advance(task)
-            if not args.quiet and (row["version"] % every == 0 or row["version"] == rounds):
+            nonlocal next_row_s
+            if by_time:
+                assert limit_s is not None
+                progress.update(task, completed=min(row["time_s"], limit_s))
+                # about 50 rows over the run's virtual time, each at an evaluated version
+                evaluated = scenario.systems_only or not math.isnan(row["accuracy"])
+                due = args.every is None and row["time_s"] >= next_row_s and evaluated
+                if due:
+                    next_row_s = row["time_s"] + limit_s / 50
+            else:
+                progress.advance(task)
+                due = False
+            due = due or row["version"] % every == 0 or row["version"] == rounds
+            if not args.quiet and due:
                 # Above a live progress bar rows must go through its console to stay readable.
                 console = progress.console if err.is_terminal else out
                 console.print(_row_line(row), markup=False, highlight=False)
