@@ -134,3 +134,18 @@ def test_diverging_model_is_reported_not_raised(tmp_path, capsys):
     assert summary["status"] == "diverged" and summary["versions"] < 5
     metrics = pq.read_table(next(tmp_path.glob("tiny-*/metrics.parquet"))).to_pylist()
     assert not math.isfinite(metrics[-1]["loss"])
+
+
+def test_time_limited_run_prints_rows_along_virtual_time(tmp_path, capsys):
+    scenario_file = tmp_path / "tiny.yaml"
+    scenario_file.write_text(yaml.safe_dump(TINY))
+    over = ["strategy={kind: fedasync}", "simulation.rounds=100000", "simulation.max_time_s=1.0"]
+    args = ["run", str(scenario_file), "--out", str(tmp_path / "runs")]
+    assert main([*args, *[x for o in over for x in ("--set", o)]]) == 0
+    out = capsys.readouterr().out
+    assert "up to 100000 versions or 1 s virtual" in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    times = [float(r[1]) for r in rows]
+    # one row per ~1/50 of the limit, each at an evaluated version, in time order
+    assert 10 <= len(rows) <= 51 and times == sorted(times) and times[-1] <= 1.0
+    assert all(r[-2] != "-" for r in rows)
