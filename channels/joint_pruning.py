@@ -145,14 +145,14 @@ class _PriceSolver:
     Newton steps (safeguarded by bisection), warm-started from the previous price.
     """
 
-    def __init__(self, inst: JointInstance, lo, hi):
+    def __init__(self, inst: JointInstance, lo, hi, start):
         self.w = np.maximum(inst.weights, 1e-300)
         self.consts = (inst.gamma_hz, inst.prunable_s, inst.payload_bits, inst.slack_s)
         self.lo, self.hi = lo, hi
         self.g1_lo = _slopes(lo, *self.consts)[0]
         self.g1_hi = _slopes(hi, *self.consts)[0]
         self.log_lo, self.log_hi, self.log_w = np.log(lo), np.log(hi), np.log(self.w)
-        self.b = hi.copy()
+        self.b = np.clip(start, lo, hi)  # where the first Newton solves start
         self.slope = 0.0  # d(sum b) / d(lam) at the last price
 
     def __call__(self, lam: float) -> np.ndarray:
@@ -199,11 +199,9 @@ def _solve_price(price: _PriceSolver, budget_hz: float, tol: float) -> float:
     falling back to bisection whenever a step leaves the bracket or stalls."""
     lo = float(np.log(max(np.min(price.w * price.g1_hi), 1e-300))) - 1.0  # sum b >= budget
     hi = float(np.log(np.max(price.w * price.g1_lo)))  # sum b = sum b_min <= budget
-    # start at the median price of an equal share: sum b is then near the budget already
-    n = price.w.size
-    share = np.clip(budget_hz / n, price.lo, price.hi)
-    guess = float(np.log(np.median(price.w * _slopes(share, *price.consts)[0])))
-    price.b = share  # and the devices' Newton solves start there too
+    # start at the median price of the devices' starting bandwidths (equal shares): sum b is
+    # then near the budget already
+    guess = float(np.log(np.median(price.w * _slopes(price.b, *price.consts)[0])))
     log_lam = guess if lo < guess < hi else 0.5 * (lo + hi)
     for _ in range(200):
         lam = float(np.exp(log_lam))
@@ -267,7 +265,7 @@ def solve_kkt(inst: JointInstance, *, tol: float = 1e-12) -> JointSolution:
     b_full = np.where(np.isfinite(b_full), b_full, inst.budget_hz)  # x = 1 unreachable
     lo_b = np.maximum(b_min, 1e-300)
     hi_b = np.maximum(b_full, lo_b)
-    price = _PriceSolver(inst, lo_b, hi_b)
+    price = _PriceSolver(inst, lo_b, hi_b, start=np.full(n, inst.budget_hz / n))
     lam = _solve_price(price, inst.budget_hz, tol)
     b = price.b.copy()  # the allocation at the returned price (its last evaluation)
     b *= inst.budget_hz / b.sum()  # remove the root-finding residue (~1e-12 relative)
