@@ -41,10 +41,6 @@ class SharedUplink:
     def active(self) -> int:
         return int(self._active.size)
 
-    def rate_bps(self, key: int) -> float:
-        """Current rate of an active transfer (bit/s)."""
-        return float(self._rate_bps[key])
-
     def send(self, key: int, bits: float, gamma_hz: float):
         """Process step: transfer ``bits`` for ``key`` (a device id); returns when delivered.
         An interrupt while waiting cancels the transfer (its share goes to the others)."""
