@@ -132,6 +132,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from simulator.errors import ScenarioError
     from simulator.loader import load_scenario
     from simulator.sweep import load_sweep_file
+    from simulator.world import build
 
     bad = 0
     for path in args.files:
@@ -141,6 +142,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(f"{path}: ok (sweep {sweep.spec.name}, {len(sweep.points)} points)")
                 continue
             scenario = load_scenario(path)
+            build(scenario, str(path))  # settings that are valid alone but not together
         except ScenarioError as exc:
             bad += 1
             print(exc.format(), file=sys.stderr)

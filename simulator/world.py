@@ -102,6 +102,7 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     )
     strategy.bits_per_param = scenario.bits_per_param
     _check_pairing(scenario, source)
+    _check_async_settings(scenario, strategy, source)
     return World(
         scenario=scenario,
         streams=streams,
@@ -146,6 +147,25 @@ def _check_pairing(scenario: Scenario, source: str) -> None:
                 )
             ],
         )
+
+
+def _check_async_settings(scenario: Scenario, strategy: Strategy, source: str) -> None:
+    """Settings only the asynchronous engine reads are an error with a synchronous strategy
+    (they would be silently ignored)."""
+    if "async" in strategy.modes:
+        return
+    sim = scenario.simulation
+    why = f"with the synchronous strategy {scenario.strategy.kind!r} (the setting applies to "
+    why += "fedasync, fedbuff and orthofl)"
+    problems = []
+    if sim.uplink_sharing != "equal_slots":
+        problems.append(
+            Problem("simulation.uplink_sharing", f"equal_slots {why}", repr(sim.uplink_sharing))
+        )
+    if sim.concurrency is not None:
+        problems.append(Problem("simulation.concurrency", f"no value {why}", repr(sim.concurrency)))
+    if problems:
+        raise ScenarioError(source, problems)
 
 
 def _tabulate(link: Link, num_devices: int) -> Link:

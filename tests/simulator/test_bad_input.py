@@ -50,6 +50,14 @@ CASES = {
         lambda d: d["channel"]["pathloss"].__setitem__("shadowing_db", 3),
         ["channel.pathloss.shadowing_db", "one of the keys kind, shadowing_std_db"],
     ),
+    "async_setting_with_a_synchronous_strategy": (
+        lambda d: d["simulation"].__setitem__("uplink_sharing", "reshare"),
+        [
+            "simulation.uplink_sharing",
+            "expected equal_slots with the synchronous strategy 'fedavg'",
+            "found 'reshare'",
+        ],
+    ),
     "incomplete_distribution": (
         lambda d: d["devices"].__setitem__("cpu_hz", {"dist": "uniform", "low": 1}),
         ["devices.cpu_hz.high", "required"],
