@@ -91,6 +91,10 @@ RATE_SCALE_EXPONENT = 0.8
 
 def shannon_rate_bps(bandwidth_hz: ArrayLike, gamma_hz: ArrayLike) -> NDArray[np.float64]:
     """``b log2(1 + gamma / b)`` with the limit 0 at b = 0. Works in any consistent unit."""
+    if isinstance(bandwidth_hz, float) and bandwidth_hz > 0:
+        # one positive bandwidth for all (equal slots): no 0/0 to guard, and this is on the
+        # asynchronous engine's per-dispatch path, where the guards' overhead dominates
+        return bandwidth_hz * np.log2(1.0 + np.asarray(gamma_hz, dtype=float) / bandwidth_hz)
     b = np.asarray(bandwidth_hz, dtype=float)
     g = np.asarray(gamma_hz, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import simpy
 
+from channels.link import shannon_rate_bps
 from channels.units import dbm_to_w
 from fl.state import ClientUpdate, ModelState
 from fl.strategies.base import RoundWork
@@ -111,13 +112,9 @@ class JobPlanner:
         if world.round_time is not None:  # profile draws replace the whole job time
             zeros = np.zeros(ids.size)
             return zeros, world.profile_job_times_s(ids, job_idx), zeros, gamma_ul
-        # Shannon rate of a fixed positive slot (as channels.link.shannon_rate_bps computes
-        # it; gamma 0 gives rate 0 and an infinite transfer)
-        with np.errstate(divide="ignore"):
-            downlink = self.work.downlink_bits / (self.dl_hz * np.log2(1.0 + gamma_dl / self.dl_hz))
-            uplink = self.work.fixed_uplink_bits / (
-                self.ul_hz * np.log2(1.0 + gamma_ul / self.ul_hz)
-            )
+        with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
+            downlink = self.work.downlink_bits / shannon_rate_bps(self.dl_hz, gamma_dl)
+            uplink = self.work.fixed_uplink_bits / shannon_rate_bps(self.ul_hz, gamma_ul)
         return downlink, self.compute_s[ids], uplink, gamma_ul
 
 
