@@ -19,8 +19,8 @@ from timing import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from simulator.engine.runner import simulate  # noqa: E402
 from simulator.loader import load_scenario  # noqa: E402
-from simulator.runner import simulate  # noqa: E402
 
 SCENARIO = ROOT / "benchmarks" / "async_10k.yaml"
 

@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.sweep import load_sweep_file, run_sweep  # noqa: E402
+from simulator.studies.sweep import load_sweep_file, run_sweep  # noqa: E402
 
 SPEC = {
     "name": "bench16",

@@ -1,4 +1,4 @@
 """Time, wiring, config, runs and the CLI: the only package that imports simpy.
 
-Public API: :func:`simulator.loader.load_scenario`, :func:`simulator.runner.run`.
+Public API: :func:`simulator.loader.load_scenario`, :func:`simulator.engine.runner.run`.
 """

@@ -46,9 +46,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from simulator.engine.runner import run
     from simulator.errors import ScenarioError
     from simulator.loader import load_scenario
-    from simulator.runner import run
 
     err = Console(stderr=True, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True)
@@ -129,10 +129,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from simulator.engine.world import build
     from simulator.errors import ScenarioError
     from simulator.loader import load_scenario
-    from simulator.sweep import load_sweep_file
-    from simulator.world import build
+    from simulator.studies.sweep import load_sweep_file
 
     bad = 0
     for path in args.files:
@@ -152,8 +152,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from simulator.compare import load_comparison, run_comparison
     from simulator.errors import ScenarioError
+    from simulator.studies.compare import load_comparison, run_comparison
 
     try:
         spec, scenarios = load_comparison(args.file)
@@ -200,7 +200,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
 
     from simulator.errors import ScenarioError
-    from simulator.sweep import load_sweep_file, run_sweep
+    from simulator.studies.sweep import load_sweep_file, run_sweep
 
     err = Console(stderr=True, soft_wrap=True)
     try:
@@ -231,7 +231,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         run_sweep(
             sweep, args.out, workers=args.workers, scheduler=args.scheduler, on_progress=on_progress
         )
-    from simulator.results import load_sweep
+    from simulator.studies.results import load_sweep
 
     summary = load_sweep(folder).summary
     failed = int((summary.status == "failed").sum()) if "status" in summary else 0
@@ -242,7 +242,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from simulator.report import report
+    from simulator.studies.report import report
 
     try:
         written = report(args.folder)

@@ -10,9 +10,9 @@ import pytest
 import simpy
 
 from devices.round_time import RoundTimeProfiles
-from simulator.runner import simulate_world
-from simulator.shared_uplink import SharedUplink
-from simulator.world import build
+from simulator.engine.runner import simulate_world
+from simulator.engine.shared_uplink import SharedUplink
+from simulator.engine.world import build
 from tests.conftest import make_scenario
 from tests.simulator.test_timeline import build_world
 
@@ -150,7 +150,7 @@ def test_async_run_stops_at_the_time_limit_itself():
 
 
 def test_device_table_counts_jobs_time_and_bits_by_hand():
-    from simulator.runner import summarize
+    from simulator.engine.runner import summarize
     from tests.simulator.test_timeline import BITS, expected_phases
 
     world = build_world()  # synchronous, 2 rounds, everyone waits for the slowest
@@ -168,7 +168,7 @@ def test_device_table_counts_jobs_time_and_bits_by_hand():
 
 
 def test_async_staleness_histogram_matches_the_arrivals():
-    from simulator.runner import summarize
+    from simulator.engine.runner import summarize
 
     world = build_world({"strategy": FEDASYNC, "simulation.rounds": 12})
     recorder, ctx = simulate_world(world)

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from simulator.compare import accuracy_at_s, load_comparison, run_comparison
+from simulator.engine.runner import run
 from simulator.loader import load_scenario
-from simulator.results import time_to_accuracy_s
-from simulator.runner import run
+from simulator.studies.compare import accuracy_at_s, load_comparison, run_comparison
+from simulator.studies.results import time_to_accuracy_s
 from tests.conftest import same_table
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"

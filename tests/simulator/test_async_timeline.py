@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from devices.spec import Population
-from simulator.runner import simulate_world
+from simulator.engine.runner import simulate_world
 from tests.simulator.test_timeline import CPU_HZ, build_world, expected_phases
 
 FEDASYNC = {"kind": "fedasync", "alpha": 0.5, "staleness": {"kind": "constant"}}

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from simulator.cli import main
+from simulator.engine.runner import run, run_dir_name
 from simulator.loader import load_scenario
 from simulator.outputs import publish_dir, write_text
-from simulator.runner import run, run_dir_name
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.runner import run
+from simulator.engine.runner import run
 from tests.conftest import make_scenario
 
 GOLDEN = Path(__file__).with_name("golden") / "tiny_metrics.json"

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from simulator.cli import main
-from simulator.compare import run_comparison
+from simulator.engine.runner import run, simulate_world
+from simulator.engine.world import build
 from simulator.loader import load_scenario
-from simulator.runner import run, simulate_world
-from simulator.world import build
+from simulator.studies.compare import run_comparison
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SMALL = ["simulation.rounds=4", "training.eval_every=2"]

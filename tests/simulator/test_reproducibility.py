@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.runner import run
+from simulator.engine.runner import run
 from tests.conftest import make_scenario, same_table
 
 STOCHASTIC = {

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from simulator.engine.runner import run
 from simulator.loader import load_scenario
-from simulator.runner import run
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

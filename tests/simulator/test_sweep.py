@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from simulator.cli import main
-from simulator.report import report
-from simulator.results import load_run, load_sweep
-from simulator.runner import run
-from simulator.sweep import load_sweep_file, run_sweep
+from simulator.engine.runner import run
+from simulator.studies.report import report
+from simulator.studies.results import load_run, load_sweep
+from simulator.studies.sweep import load_sweep_file, run_sweep
 from tests.conftest import TINY, make_scenario
 
 WEDGE = str(Path(sys.executable).with_name("wedge"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from simulator.runner import run
+from simulator.engine.runner import run
 from tests.conftest import make_scenario, same_table
 
 TIMING = {

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from devices.spec import Population
-from simulator.runner import simulate_world
-from simulator.world import build
+from simulator.engine.runner import simulate_world
+from simulator.engine.world import build
 from tests.conftest import make_scenario
 
 CPU_HZ = [1e8, 2e8, 5e7]

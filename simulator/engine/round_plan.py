@@ -13,7 +13,7 @@ import numpy as np
 from channels.allocation import Allocation
 from channels.joint_pruning import JointPruningAllocator
 from channels.link import shannon_rate_bps
-from simulator.world import World
+from simulator.engine.world import World
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.config import Scenario
+from simulator.engine.runner import run, run_dir_name
 from simulator.errors import Problem, ScenarioError
 from simulator.loader import apply_overrides, load_spec_with_base, validate_scenario
 from simulator.outputs import write_json, write_table, write_yaml
-from simulator.results import time_to_accuracy_s
-from simulator.runner import run, run_dir_name
+from simulator.studies.results import time_to_accuracy_s
 
 
 class SweepFile(BaseModel):

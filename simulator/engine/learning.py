@@ -15,7 +15,7 @@ import torch
 
 from fl.evaluation import evaluate, evaluate_per_device
 from fl.state import ClientUpdate, Failure, ModelState
-from simulator.world import World
+from simulator.engine.world import World
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ import simpy
 
 from devices.availability import AlwaysOn
 from simulator.config import Scenario
+from simulator.engine.processes import RunContext, device_availability, sync_server
+from simulator.engine.recorder import Recorder
+from simulator.engine.world import World, build
 from simulator.outputs import publish_dir, write_json, write_table, write_yaml
-from simulator.processes import RunContext, device_availability, sync_server
-from simulator.recorder import Recorder
-from simulator.world import World, build
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def simulate_world(
             env.process(device_availability(env, ctx, d, rng))
     # the strategy's declared mode picks the server process
     if "async" in world.strategy.modes:
-        from simulator.async_processes import async_server
+        from simulator.engine.async_processes import async_server
 
         server = env.process(async_server(env, ctx))
     else:

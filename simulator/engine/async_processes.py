@@ -9,7 +9,7 @@ downloads the newest model. Staleness = current version - base version, logged p
 Channel and bandwidth: each job's durations use the channel at its dispatch time and fixed
 equal slots of the uplink and downlink bands (band / concurrency); with
 ``simulation.uplink_sharing: reshare`` the uplink band is instead re-shared among the transfers
-in flight whenever one starts or ends (:mod:`simulator.shared_uplink`).
+in flight whenever one starts or ends (:mod:`simulator.engine.shared_uplink`).
 
 Training (zero virtual time) happens at arrival, from the job's starting model; arrivals at the
 same instant from the same starting model are trained together in one batched call. The
@@ -29,11 +29,11 @@ from channels.link import shannon_rate_bps
 from channels.units import dbm_to_w
 from fl.state import ClientUpdate, ModelState
 from fl.strategies.base import RoundWork
-from simulator.learning import PERSONAL_NAN, evaluate_global, is_diverged, personal_accuracy
-from simulator.processes import STOPPING, Job, RunContext, check_target, client_job, energy_j
-from simulator.recorder import SERVER
-from simulator.shared_uplink import SharedUplink
-from simulator.world import World
+from simulator.engine.learning import PERSONAL_NAN, evaluate_global, is_diverged, personal_accuracy
+from simulator.engine.processes import STOPPING, Job, RunContext, check_target, client_job, energy_j
+from simulator.engine.recorder import SERVER
+from simulator.engine.shared_uplink import SharedUplink
+from simulator.engine.world import World
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
+from simulator.engine.runner import run
 from simulator.errors import ScenarioError
 from simulator.loader import apply_overrides, load_spec_with_base, validate_scenario
 from simulator.outputs import write_text
-from simulator.results import time_to_accuracy_s
-from simulator.runner import run
+from simulator.studies.results import time_to_accuracy_s
 
 
 class ComparisonFile(BaseModel):

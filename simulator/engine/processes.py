@@ -18,18 +18,18 @@ import simpy
 from channels.units import dbm_to_w
 from devices.timing import compute_energy_j
 from fl.state import Failure
-from simulator.device_stats import DeviceStats
-from simulator.learning import (
+from simulator.engine.device_stats import DeviceStats
+from simulator.engine.learning import (
     PERSONAL_NAN,
     evaluate_global,
     is_diverged,
     personal_accuracy,
     train_and_aggregate,
 )
-from simulator.recorder import SERVER, Recorder
-from simulator.round_plan import plan_round
-from simulator.shared_uplink import SharedUplink
-from simulator.world import World
+from simulator.engine.recorder import SERVER, Recorder
+from simulator.engine.round_plan import plan_round
+from simulator.engine.shared_uplink import SharedUplink
+from simulator.engine.world import World
 
 
 @dataclass
@@ -212,9 +212,12 @@ def _round_breakdown(done: RoundOutcomes, latency_s: float) -> dict:
             "wait_s": latency_s,
             "mean_device_idle_s": math.nan,
         }
-    # last to finish; ties go to the highest device id, as in the event order
-    order = np.lexsort((done.device_id[delivered], done.finished_at_s[delivered]))
-    crit = done.spent_s[delivered[order[-1]]]
+    # last to finish; ties go to the highest device id, as in the event order. Min-max
+    # allocation makes every device finish together, so finish times within float rounding
+    # (1e-9 relative) are ties: otherwise the choice would follow the last ulp of a solver.
+    finished = done.finished_at_s[delivered]
+    tied = finished >= finished.max() * (1.0 - 1e-9)
+    crit = done.spent_s[delivered[tied][np.argmax(done.device_id[delivered][tied])]]
     busy = done.spent_s[delivered].sum(axis=1)
     return {
         "downlink_s": float(crit[0]),

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from simulator.results import RunData, load_run, load_sweep  # noqa: E402
+from simulator.studies.results import RunData, load_run, load_sweep  # noqa: E402
 
 FIGSIZE = (8.0, 4.5)  # inches; at 100 dpi every figure is 800 x 450 px
 DPI = 100

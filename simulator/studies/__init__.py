@@ -1,0 +1,1 @@
+"""Studies over many runs: sweeps, comparisons, reports and result loading."""
