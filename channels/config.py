@@ -93,6 +93,46 @@ AllocatorConfig = Annotated[
 ]
 
 
+class DownlinkConfig(_Frozen):
+    """How the server sends to the cohort.
+
+    ``unicast``: one FDMA sub-band per receiver, the downlink band and the server's total power
+    split equally among them (so the server radiates ``server_tx_power_dbm`` in total).
+    ``broadcast``: one transmission over the whole band at full power; everyone receives at the
+    rate of the weakest receiver of the leg, ``B log2(1 + P g_min / (N0 B))``.
+    """
+
+    mode: Literal["unicast", "broadcast"] = "unicast"
+
+
+class DedicatedBandConfig(_Frozen):
+    """Device-to-device links on a band of their own, shared equally (FDMA) by the
+    transmitters of a leg."""
+
+    kind: Literal["dedicated"]
+    bandwidth_hz: PositiveFloat
+
+
+class UplinkShareConfig(_Frozen):
+    """Device-to-device links on ``fraction`` of the uplink band; uplink legs then allocate
+    the remaining ``1 - fraction``."""
+
+    kind: Literal["uplink_share"]
+    fraction: float = Field(gt=0, lt=1)
+
+
+D2DBandConfig = Annotated[DedicatedBandConfig | UplinkShareConfig, Field(discriminator="kind")]
+
+
+class D2DConfig(_Frozen):
+    """Device-to-device links: the same physics as the server links, between device
+    positions; shadowing per pair and fading per (pair, coherence block)."""
+
+    pathloss: PathLossConfig = LogDistanceConfig(kind="log_distance")
+    fading: FadingConfig = RayleighConfig(kind="rayleigh")
+    band: D2DBandConfig = DedicatedBandConfig(kind="dedicated", bandwidth_hz=1e6)
+
+
 class ChannelConfig(_Frozen):
     pathloss: PathLossConfig = Macro3GPPConfig(kind="macro_3gpp")
     fading: FadingConfig = RayleighConfig(kind="rayleigh")
@@ -101,3 +141,7 @@ class ChannelConfig(_Frozen):
     downlink_bandwidth_hz: PositiveFloat = 10e6
     server_tx_power_dbm: float = 43.0
     allocator: AllocatorConfig = MinMaxLatencyConfig(kind="minmax_latency")
+    downlink: DownlinkConfig = DownlinkConfig()
+    d2d: D2DConfig | None = Field(
+        default=None, description="device-to-device links (strategies that relay between devices)"
+    )

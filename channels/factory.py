@@ -5,6 +5,7 @@ from __future__ import annotations
 from channels.allocation import BandwidthAllocator, EqualShare, ProportionalToDemand
 from channels.config import (
     ChannelConfig,
+    D2DConfig,
     EqualShareConfig,
     FreeSpaceConfig,
     JointPruningConfig,
@@ -21,7 +22,7 @@ from channels.pathloss import FreeSpace, LogDistance, Macro3GPP, PathLoss
 from channels.shadowing import Shadowing
 
 
-def make_pathloss(cfg: ChannelConfig) -> PathLoss:
+def make_pathloss(cfg: ChannelConfig | D2DConfig) -> PathLoss:
     p = cfg.pathloss
     if isinstance(p, FreeSpaceConfig):
         return FreeSpace(carrier_hz=p.carrier_hz)
@@ -30,7 +31,7 @@ def make_pathloss(cfg: ChannelConfig) -> PathLoss:
     return Macro3GPP()
 
 
-def make_fading(cfg: ChannelConfig, seed: int, direction: str) -> FadingModel:
+def make_fading(cfg: ChannelConfig | D2DConfig, seed: int, direction: str) -> FadingModel:
     f = cfg.fading
     stream = stream_id(f"fading/{direction}")
     if isinstance(f, RayleighConfig):
@@ -46,6 +47,19 @@ def make_link(cfg: ChannelConfig, seed: int, direction: str) -> Link:
         pathloss=make_pathloss(cfg),
         shadowing=Shadowing(cfg.pathloss.shadowing_std_db, seed),
         fading=make_fading(cfg, seed, direction),
+        noise_psd_dbm_per_hz=cfg.noise_psd_dbm_per_hz,
+    )
+
+
+def make_d2d_link(cfg: ChannelConfig, seed: int) -> Link:
+    """Device-to-device links of ``cfg.d2d``; their ``link_ids`` are pair ids
+    (:func:`channels.d2d.pair_ids`): shadowing per pair (reciprocal), fading per (pair, block)
+    from a stream of its own, thermal noise as on the server links."""
+    assert cfg.d2d is not None
+    return Link(
+        pathloss=make_pathloss(cfg.d2d),
+        shadowing=Shadowing(cfg.d2d.pathloss.shadowing_std_db, seed, stream_id("shadowing/d2d")),
+        fading=make_fading(cfg.d2d, seed, "d2d"),
         noise_psd_dbm_per_hz=cfg.noise_psd_dbm_per_hz,
     )
 

@@ -21,13 +21,14 @@ class Shadowing:
 
     std_db: float
     seed: int
+    stream: int = _SHADOWING_STREAM  # device-to-device links use their own
 
     def offset_db(self, link_ids: ArrayLike) -> NDArray[np.float64]:
         """Shadowing offset, ndarray [n] dB (0 when ``std_db`` is 0)."""
         ids = np.asarray(link_ids)
         if self.std_db == 0.0:
             return np.zeros(ids.shape)
-        return self.std_db * standard_normal(self.seed, _SHADOWING_STREAM, ids, -1)
+        return self.std_db * standard_normal(self.seed, self.stream, ids, -1)
 
     def tabulated(self, num_links: int) -> TabulatedShadowing:
         """The same offsets for links 0..num_links-1, drawn once and looked up afterwards

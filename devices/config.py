@@ -123,7 +123,14 @@ RoundTimeConfig = Annotated[NaturalRoundTime | ProfileRoundTime, Field(discrimin
 class DevicesConfig(_Frozen):
     count: PositiveInt
     cpu_hz: Quantity = Field(default=1e9, description="CPU frequency, Hz")
-    cycles_per_sample: Quantity = Field(default=2e4, description="cycles per training sample")
+    cycles_per_sample: Quantity | Literal["auto"] = Field(
+        default=2e4,
+        description="CPU cycles per training sample; auto: the model's forward + backward "
+        "FLOPs per sample (counted) x cycles_per_flop",
+    )
+    cycles_per_flop: Quantity = Field(
+        default=1.0, description="with cycles_per_sample: auto, CPU cycles per FLOP"
+    )
     tx_power_dbm: Quantity = 23.0
     kappa: Quantity = 1e-28
     placement: Placement = DiscPlacement(kind="disc", radius_m=500.0)

@@ -50,15 +50,27 @@ def draw_positions_m(cfg: DevicesConfig, rng: np.random.Generator) -> np.ndarray
     return rng.uniform(-p.side_m / 2.0, p.side_m / 2.0, size=(n, 2))
 
 
-def make_population(cfg: DevicesConfig, rng_for: RngFor) -> Population:
+def make_population(
+    cfg: DevicesConfig, rng_for: RngFor, flops_per_sample: float | None = None
+) -> Population:
     """Population of ``cfg.count`` devices; each attribute uses its own stream ``rng_for(name)``.
 
     Separate streams mean that changing, say, the CPU distribution leaves positions unchanged.
+    With ``cycles_per_sample: auto`` a device's cycles per sample are ``flops_per_sample`` (the
+    model's training FLOPs per sample, counted by the caller) times its ``cycles_per_flop``.
     """
     n = cfg.count
+    if cfg.cycles_per_sample == "auto":
+        if flops_per_sample is None:
+            raise ValueError("cycles_per_sample: auto needs the model's FLOPs per sample")
+        cycles = flops_per_sample * draw_quantity(
+            cfg.cycles_per_flop, n, rng_for("cycles_per_flop")
+        )
+    else:
+        cycles = draw_quantity(cfg.cycles_per_sample, n, rng_for("cycles_per_sample"))
     return Population(
         cpu_hz=draw_quantity(cfg.cpu_hz, n, rng_for("cpu_hz")),
-        cycles_per_sample=draw_quantity(cfg.cycles_per_sample, n, rng_for("cycles_per_sample")),
+        cycles_per_sample=cycles,
         tx_power_dbm=draw_quantity(cfg.tx_power_dbm, n, rng_for("tx_power_dbm")),
         position_m=draw_positions_m(cfg, rng_for("placement")),
         kappa=draw_quantity(cfg.kappa, n, rng_for("kappa")),

@@ -87,6 +87,17 @@ def make_local_work(cfg: TrainingConfig, strategy: StrategyConfig) -> LocalWork:
     )
 
 
+def strategy_class(cfg: StrategyConfig) -> type[Strategy]:
+    """The strategy class a ``strategy`` section configures (for its class-level hooks)."""
+    classes: dict[type, type[Strategy]] = {
+        FedAsyncConfig: FedAsync,
+        FedBuffConfig: FedBuff,
+        OrthoFLConfig: OrthoFL,
+        PrunedPersonalizedConfig: PrunedPersonalized,
+    }
+    return classes.get(type(cfg), FedAvg)
+
+
 def make_strategy(
     cfg: StrategyConfig, *, model: nn.Module, initial_state: ModelState, num_devices: int
 ) -> Strategy:

@@ -2,14 +2,19 @@
 
 A strategy declares the execution ``modes`` it supports ({"sync"} or {"async"}). The simulator's
 SimPy processes own time: who is dispatched when, deadlines, arrivals and interrupts. The
-strategy says what a round costs (:meth:`round_work`), trains the devices that delivered
-(:meth:`local_updates`, zero virtual time) and aggregates (:meth:`aggregate`).
+strategy says what a round sends and computes (:meth:`round_protocol`, legs and barriers),
+trains the devices that delivered (:meth:`local_updates`, zero virtual time) and aggregates
+(:meth:`aggregate`).
+
+Hooks for strategies with their own parametrisation: :meth:`build_model` (its own model and
+initial state from a seeded generator), :meth:`rng` / :meth:`torch_rng` (its own streams keyed
+by purpose), :meth:`round_metrics` (its own metrics columns), ``personalized`` per instance,
+and :meth:`flops_share` (a compute leg's cost from the FLOPs it runs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -17,34 +22,48 @@ import torch
 from torch import nn
 
 from fl.datasets import FederatedData
+from fl.protocol import RoundProtocol, three_leg
 from fl.state import ClientUpdate, Failure, ModelState, state_bits
 from fl.training import LocalWork, plan_batches, train_cohort
-
-
-@dataclass(frozen=True)
-class RoundWork:
-    """What one device's round costs, before the kept fraction x = 1 - rho is known.
-
-    Compute cycles = ``cycles_per_sample * samples * (fixed_cycle_share + x *
-    prunable_cycle_share)``; uplink bits = ``fixed_uplink_bits + prunable_uplink_bits(x)``.
-    ``fixed_rho`` is the pruning ratio the strategy always uses, or None when the bandwidth
-    allocator chooses it each round (adaptive pruning).
-    """
-
-    fixed_cycle_share: float = 1.0
-    prunable_cycle_share: float = 0.0
-    downlink_bits: int = 0
-    fixed_uplink_bits: int = 0
-    prunable_uplink_bits_full: int = 0
-    fixed_rho: float | None = 0.0
 
 
 class Strategy:
     """Base class; FedAvg-like defaults for everything but :meth:`select` and :meth:`aggregate`."""
 
     modes: ClassVar[frozenset[str]] = frozenset()
-    personalized: ClassVar[bool] = False  # each device evaluates its own model
+    personalized: bool = False  # each device evaluates its own model (may be set per instance)
+    uses_d2d: bool = False  # its protocols have device-to-device legs (needs channel.d2d)
     bits_per_param: int = 32
+    # set by the simulator: counts the model's training FLOPs per sample (forward + backward)
+    count_model_flops: Callable[[], float] | None = None
+    _numpy_for: Callable[..., np.random.Generator] | None = None
+    _torch_for: Callable[..., torch.Generator] | None = None
+
+    @classmethod
+    def build_model(cls, base: nn.Module, *, config, generator: torch.Generator) -> nn.Module:
+        """The model this strategy trains, built from the scenario's ``base`` model and a seeded
+        ``generator`` (e.g. low-rank factors or adaptors around it). Default: ``base``."""
+        return base
+
+    def bind_streams(
+        self,
+        numpy_for: Callable[..., np.random.Generator],
+        torch_for: Callable[..., torch.Generator],
+    ) -> None:
+        """Called by the simulator: the strategy's own random streams (see :meth:`rng`)."""
+        self._numpy_for, self._torch_for = numpy_for, torch_for
+
+    def rng(self, *key) -> np.random.Generator:
+        """A numpy generator keyed by purpose, independent of every other stream of the run."""
+        if self._numpy_for is None:
+            raise RuntimeError("strategy streams are bound by the simulator before the run")
+        return self._numpy_for(*key)
+
+    def torch_rng(self, *key) -> torch.Generator:
+        """A torch generator keyed by purpose (see :meth:`rng`)."""
+        if self._torch_for is None:
+            raise RuntimeError("strategy streams are bound by the simulator before the run")
+        return self._torch_for(*key)
 
     def select(
         self, *, round_idx: int, available_ids: Sequence[int], rng: np.random.Generator
@@ -52,14 +71,31 @@ class Strategy:
         """Device ids for this round's cohort, sorted, drawn from ``available_ids``."""
         raise NotImplementedError
 
-    def round_work(self, *, global_state: ModelState) -> RoundWork:
-        """Default: the whole model down and up, no pruning."""
-        bits = state_bits(global_state, self.bits_per_param)
-        return RoundWork(downlink_bits=bits, fixed_uplink_bits=bits)
+    def model_bits(self, global_state: ModelState) -> int:
+        """Bits of the whole model at ``bits_per_param`` (every tensor entry is sent)."""
+        return state_bits(global_state, self.bits_per_param)
+
+    def round_protocol(self, *, global_state: ModelState, cohort: np.ndarray) -> RoundProtocol:
+        """The legs and barriers of a round for ``cohort`` (sorted device ids). Default: the
+        whole model down, local training, the whole model up."""
+        bits = self.model_bits(global_state)
+        return three_leg(bits, bits)
 
     def uplink_bits(self, *, global_state: ModelState, rho: np.ndarray) -> np.ndarray:
-        """Bits each device sends at pruning ratios ``rho`` [n] (exact tensor counts)."""
-        return np.full(len(rho), self.round_work(global_state=global_state).fixed_uplink_bits)
+        """Bits each device sends on a ``prunable`` uplink leg at pruning ratios ``rho`` [n]."""
+        return np.full(len(rho), self.model_bits(global_state))
+
+    def flops_share(self, flops_per_sample: float) -> float:
+        """A compute leg's ``cycle_share`` from the FLOPs per sample it runs, relative to a full
+        training step of the model (forward + backward, counted by the simulator)."""
+        if self.count_model_flops is None:
+            raise RuntimeError("the simulator sets count_model_flops before the run")
+        return float(flops_per_sample / self.count_model_flops())
+
+    def round_metrics(self) -> dict[str, float]:
+        """Metrics of the strategy's own for the version just published (e.g. ranks); they
+        become columns of the metrics table. Default: none."""
+        return {}
 
     def local_updates(
         self,

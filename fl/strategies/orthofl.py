@@ -59,7 +59,7 @@ def orthogonal_shift(
 
 class OrthoFL(Strategy):
     modes: ClassVar[frozenset[str]] = frozenset({"async"})
-    personalized: ClassVar[bool] = False  # devices keep own models, but W is what is reported
+    personalized = False  # devices keep own models, but W is what is reported
 
     def __init__(
         self,

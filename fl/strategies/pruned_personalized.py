@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from fl.protocol import Leg, RoundProtocol
 from fl.pruning import aggregate_kept_entries, magnitude_masks
 from fl.state import ClientUpdate, ModelState
-from fl.strategies.base import RoundWork, stack
+from fl.strategies.base import stack
 from fl.strategies.fedavg import FedAvg
 from fl.training import LocalWork, plan_batches, train_cohort
 
@@ -43,7 +44,7 @@ def head_names(model: nn.Module) -> list[str]:
 
 class PrunedPersonalized(FedAvg):
     modes: ClassVar[frozenset[str]] = frozenset({"sync"})
-    personalized: ClassVar[bool] = True
+    personalized = True
 
     def __init__(
         self,
@@ -74,15 +75,24 @@ class PrunedPersonalized(FedAvg):
     def _numel(self, names, state) -> int:
         return sum(int(state[k].numel()) for k in names)
 
-    def round_work(self, *, global_state):
+    def round_protocol(self, *, global_state, cohort):
         q_g, q_p = self._numel(self.shared, global_state), self._numel(self.personal, global_state)
         total_steps = self.personal_steps + self.global_steps
-        return RoundWork(
-            fixed_cycle_share=self.personal_steps / total_steps * q_p / (q_g + q_p),
-            prunable_cycle_share=self.global_steps / total_steps * q_g / (q_g + q_p),
-            downlink_bits=q_g * self.bits_per_param,
-            fixed_uplink_bits=q_g if self.mask_bitmap else 0,
-            prunable_uplink_bits_full=q_g * self.bits_per_param,
+        # uplink: the bitmap (fixed) + the kept entries (exact count from uplink_bits)
+        return RoundProtocol.of(
+            Leg("global_down", "downlink", bits=q_g * self.bits_per_param),
+            Leg(
+                "train",
+                "compute",
+                cycle_share=self.personal_steps / total_steps * q_p / (q_g + q_p),
+                prunable_share=self.global_steps / total_steps * q_g / (q_g + q_p),
+            ),
+            Leg(
+                "kept_up",
+                "uplink",
+                bits=q_g if self.mask_bitmap else 0,
+                prunable_bits=q_g * self.bits_per_param,
+            ),
             fixed_rho=self.fixed_rho,
         )
 

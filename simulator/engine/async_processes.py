@@ -6,8 +6,10 @@ downloads the current model (its base version), computes, uploads; each finished
 slot is then refilled with an idle online device (the same one when everyone trains), which
 downloads the newest model. Staleness = current version - base version, logged per arrival.
 
-Channel and bandwidth: each job's durations use the channel at its dispatch time and fixed
-equal slots of the uplink and downlink bands (band / concurrency); with
+Channel and bandwidth: each job's durations come from the same cost model as synchronous
+rounds (:mod:`simulator.engine.costs`: the strategy's protocol legs, cycle shares and bits), with
+the channel at its dispatch time and fixed equal slots of the uplink and downlink bands (band /
+concurrency, the server's power split the same way); with
 ``simulation.uplink_sharing: reshare`` the uplink band is instead re-shared among the transfers
 in flight whenever one starts or ends (:mod:`simulator.engine.shared_uplink`).
 
@@ -25,15 +27,20 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import simpy
 
-from channels.link import shannon_rate_bps
-from channels.units import dbm_to_w
 from fl.state import ClientUpdate, ModelState
-from fl.strategies.base import RoundWork
+from simulator.engine.costs import LegCosts, plan_stage
 from simulator.engine.learning import PERSONAL_NAN, evaluate_global, is_diverged, personal_accuracy
-from simulator.engine.processes import STOPPING, Job, RunContext, check_target, client_job, energy_j
+from simulator.engine.processes import (
+    STOPPING,
+    Job,
+    RunContext,
+    check_target,
+    client_job,
+    energy_j,
+    stage_jobs,
+)
 from simulator.engine.recorder import SERVER
 from simulator.engine.shared_uplink import SharedUplink
-from simulator.engine.world import World
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,21 @@ class AsyncJob:
     @property
     def base_version(self) -> int:
         return self.phases.round_idx
+
+    @property
+    def uplink_bits(self) -> int:
+        """Bits this job sends to the server once delivered."""
+        legs = self.phases.legs
+        return int(
+            sum(b for b, leg in zip(self.phases.bits, legs, strict=True) if leg.kind == "uplink")
+        )
+
+    @property
+    def downlink_s(self) -> float:
+        legs = self.phases.legs
+        return sum(
+            t for t, leg in zip(self.phases.duration_s, legs, strict=True) if leg.kind == "downlink"
+        )
 
 
 @dataclass
@@ -78,52 +100,18 @@ class Pending:
     staleness: list[int] = field(default_factory=list)
 
 
-class JobPlanner:
-    """Phase durations of dispatched jobs with equal band slots (band / ``slots``).
-
-    What does not change during a run is computed once per device: path loss x shadowing
-    (``Link.static_gain``), transmit powers and compute times. A dispatch then only draws the
-    fading of its devices, with the same arithmetic as ``Link.gamma_hz`` (bit-identical).
-    """
-
-    def __init__(self, world: World, work: RoundWork, slots: int):
-        ch, pop = world.scenario.channel, world.population
-        every = np.arange(world.num_devices)
-        self.world, self.work = world, work
-        self.static_dl = world.downlink.static_gain(link_ids=every, distance_m=pop.distance_m)
-        self.static_ul = world.uplink.static_gain(link_ids=every, distance_m=pop.distance_m)
-        self.server_w = dbm_to_w(ch.server_tx_power_dbm)
-        self.device_w = dbm_to_w(pop.tx_power_dbm)
-        samples = world.work.samples_processed(world.num_examples)
-        self.compute_s = pop.cycles_per_sample * samples / pop.cpu_hz
-        self.dl_hz = ch.downlink_bandwidth_hz / slots
-        self.ul_hz = ch.uplink_bandwidth_hz / slots
-
-    def plan(self, device_ids: np.ndarray, job_idx: np.ndarray, now_s: float):
-        """(downlink, compute, uplink) [n] s and the uplink gamma [n] Hz for devices
-        dispatched at ``now_s`` (``job_idx`` [n]: their job counters, keying profile draws)."""
-        world, ids = self.world, device_ids
-        gamma_dl = world.downlink.gamma_from_static_hz(
-            static_gain=self.static_dl[ids], link_ids=ids, tx_power_w=self.server_w, t_s=now_s
-        )
-        gamma_ul = world.uplink.gamma_from_static_hz(
-            static_gain=self.static_ul[ids], link_ids=ids, tx_power_w=self.device_w[ids], t_s=now_s
-        )
-        if world.round_time is not None:  # profile draws replace the whole job time
-            zeros = np.zeros(ids.size)
-            return zeros, world.profile_job_times_s(ids, job_idx), zeros, gamma_ul
-        with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
-            downlink = self.work.downlink_bits / shannon_rate_bps(self.dl_hz, gamma_dl)
-            uplink = self.work.fixed_uplink_bits / shannon_rate_bps(self.ul_hz, gamma_ul)
-        return downlink, self.compute_s[ids], uplink, gamma_ul
-
-
 def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
     """The synchronous job's phases (shared code), then post the outcome as an arrival."""
     outcome = yield from client_job(env, ctx, job.phases)
+    kinds = [leg.kind for leg in job.phases.legs]
+    spent = outcome.spent_s
     arrivals.put(
         Arrival(
-            job, outcome.delivered, outcome.reason, outcome.compute_spent_s, outcome.uplink_spent_s
+            job,
+            outcome.delivered,
+            outcome.reason,
+            sum(t for t, k in zip(spent, kinds, strict=True) if k == "compute"),
+            sum(t for t, k in zip(spent, kinds, strict=True) if k == "uplink"),
         )
     )
 
@@ -136,9 +124,8 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     arrivals = simpy.Store(env)
     jobs_done = np.zeros(n, dtype=np.int64)  # per-device job counter (training stream key)
     busy = np.zeros(n, dtype=bool)  # dispatched and not yet handled by the server
-    # what a job costs depends only on the model's shapes, which never change during a run
-    work = world.strategy.round_work(global_state=world.global_state)
-    planner = JobPlanner(world, work, slots)
+    costs = LegCosts(world)
+    no_stage = np.zeros(n, dtype=np.int64)  # every job is one stage (validated at build)
     dispatches = 0
     pending = Pending()
     last_publish_s = 0.0
@@ -157,29 +144,31 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         if candidates.size > free:
             rng = world.streams.numpy("dispatch", dispatches)
             candidates = np.sort(rng.choice(candidates, size=free, replace=False))
-        idle = candidates.tolist()
         busy[candidates] = True
         dispatches += 1
-        dl, cmp, ul, gamma_ul = planner.plan(candidates, jobs_done[candidates], env.now)
-        for i, dev in enumerate(idle):
-            phases = Job(
-                dev,
-                ctx.version,
-                float(dl[i]),
-                float(cmp[i]),
-                float(ul[i]),
-                planner.ul_hz,
-                uplink_bits=work.fixed_uplink_bits,
-                downlink_bits=work.downlink_bits,
-                gamma_ul_hz=float(gamma_ul[i]),
-            )
-            job = AsyncJob(phases, int(jobs_done[dev]), start_state(dev))
+        protocol = world.strategy.round_protocol(global_state=world.global_state, cohort=candidates)
+        plan = plan_stage(
+            world,
+            costs,
+            protocol,
+            0,
+            candidates,
+            np.ones(candidates.size, dtype=bool),
+            env.now,
+            job_idx=jobs_done[candidates],
+            slots=slots,
+        )
+        phases = stage_jobs(plan, ctx.version, no_stage[: candidates.size], 0)
+        downlink = np.array([leg.kind == "downlink" for leg in plan.legs])
+        bits_down = plan.bits[downlink].sum(axis=0).tolist()
+        for i, dev in enumerate(candidates.tolist()):
+            job = AsyncJob(phases[i], int(jobs_done[dev]), start_state(dev))
             jobs_done[dev] += 1
-            pending.bits_down += work.downlink_bits
+            pending.bits_down += int(bits_down[i])
             ctx.running[dev] = env.process(async_client_job(env, ctx, job, arrivals))
 
     if sim.uplink_sharing == "reshare":
-        ctx.shared_uplink = SharedUplink(env, world.scenario.channel.uplink_bandwidth_hz, n)
+        ctx.shared_uplink = SharedUplink(env, costs.ul_band_hz, n)
     dispatch()
     while ctx.version < sim.rounds:
         if sim.max_time_s is not None and env.now >= sim.max_time_s:
@@ -229,7 +218,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
             pending.arrivals += 1
             pending.staleness.append(staleness)
             ctx.staleness.append(staleness)
-            pending.bits_up += work.fixed_uplink_bits
+            pending.bits_up += a.job.uplink_bits
             new = world.strategy.on_arrival(
                 global_state=world.global_state, version=ctx.version, update=a.update, now_s=env.now
             )
@@ -297,7 +286,7 @@ def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: f
         "loss": math.nan,
         "train_loss": math.nan,
         **PERSONAL_NAN,
-        "downlink_s": a.job.phases.downlink_s,
+        "downlink_s": a.job.downlink_s,
         "compute_s": a.compute_spent_s,
         "uplink_s": a.uplink_spent_s,
         "wait_s": 0.0,
@@ -316,6 +305,9 @@ def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: f
         "kkt_residual": math.nan,
         "mean_staleness": float(np.mean(pending.staleness)),
         "max_staleness": int(np.max(pending.staleness)),
+        "d2d_s": 0.0,
+        "bits_d2d": 0,
+        **world.strategy.round_metrics(),
     }
     if not world.scenario.systems_only:
         every = world.scenario.training.eval_every

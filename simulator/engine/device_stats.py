@@ -1,5 +1,6 @@
 """Per-device counters of a run: jobs, delivered updates, failures, busy, offline and idle
-time, bits sent and received. Written as ``devices.parquet`` (one row per device)."""
+time, bits sent and received. Written as ``devices.parquet`` (one row per device) next to the
+device's static parameters, so that any round can be recomputed by hand from the table."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class DeviceStats:
         self.offline_s = np.zeros(n)
         self.bits_up = np.zeros(n, dtype=np.int64)
         self.bits_down = np.zeros(n, dtype=np.int64)
+        self.bits_d2d = np.zeros(n, dtype=np.int64)
         self._offline_since = np.full(n, np.nan)
 
     def went_offline(self, device_id: int, now_s: float) -> None:
@@ -28,13 +30,15 @@ class DeviceStats:
         self.offline_s[device_id] += now_s - self._offline_since[device_id]
         self._offline_since[device_id] = np.nan
 
-    def table(self, end_s: float) -> pa.Table:
-        """The counters at the run's end; ``idle_s`` = online and not working."""
+    def table(self, end_s: float, static: dict | None = None) -> pa.Table:
+        """The counters at the run's end; ``idle_s`` = online and not working. ``static``:
+        columns [n] of the devices' fixed parameters, placed after ``device_id``."""
         open_offline = np.where(np.isnan(self._offline_since), 0.0, end_s - self._offline_since)
         offline = self.offline_s + open_offline
         return pa.table(
             {
                 "device_id": np.arange(self.jobs.size),
+                **(static or {}),
                 "jobs": self.jobs,
                 "updates": self.updates,
                 "failures": self.failures,
@@ -43,5 +47,6 @@ class DeviceStats:
                 "idle_s": np.maximum(end_s - self.busy_s - offline, 0.0),
                 "bits_up": self.bits_up,
                 "bits_down": self.bits_down,
+                "bits_d2d": self.bits_d2d,
             }
         )

@@ -1,7 +1,9 @@
 """SimPy processes: the synchronous server, one job per selected device, and availability.
 
-Time lives here and only here. Every phase is a timeout; a job interrupted by the round deadline
-or by its device going offline becomes a ``Failure`` with that reason. Processes are started in
+Time lives here and only here. A round runs the strategy's protocol (fl/protocol.py): stages of
+legs, each leg a timeout, a barrier after each stage; a job interrupted at any leg by the round
+deadline or by its device going offline becomes a ``Failure`` with that reason and takes no part
+in later legs. Processes are started in
 sorted device order and nothing iterates a set, so a seed fixes the whole event log.
 """
 
@@ -17,7 +19,9 @@ import simpy
 
 from channels.units import dbm_to_w
 from devices.timing import compute_energy_j
+from fl.protocol import LEG_KINDS, Leg
 from fl.state import Failure
+from simulator.engine.costs import ALLOCATION_OK, LegCosts, StagePlan, plan_stage
 from simulator.engine.device_stats import DeviceStats
 from simulator.engine.learning import (
     PERSONAL_NAN,
@@ -27,7 +31,6 @@ from simulator.engine.learning import (
     train_and_aggregate,
 )
 from simulator.engine.recorder import SERVER, Recorder
-from simulator.engine.round_plan import plan_round
 from simulator.engine.shared_uplink import SharedUplink
 from simulator.engine.world import World
 
@@ -76,71 +79,83 @@ def check_target(ctx: RunContext, row: dict) -> None:
 
 @dataclass(frozen=True)
 class Job:
-    """One device's work in one round: phase durations (s) from the round plan."""
+    """One device's part of one stage of a round: its legs in order, with per-leg lists
+    (duration s, taking part, bits, band Hz) from the stage plan."""
 
     device_id: int
     round_idx: int
-    downlink_s: float
-    compute_s: float
-    uplink_s: float
-    bandwidth_hz: float
-    uplink_bits: int = 0
-    downlink_bits: int = 0
-    gamma_ul_hz: float = math.nan  # for a re-shared uplink (``uplink_s`` then unknown)
+    legs: tuple[Leg, ...]
+    duration_s: list[float]
+    active: list[bool]
+    bits: list[float]
+    bandwidth_hz: list[float]
+    gamma_ul_hz: float = math.nan  # for a re-shared uplink (the duration is then unknown)
+    ends_round: bool = True  # the device's last stage of the round: a delivered update
 
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What a job achieved: time spent per phase (s), and the failure reason if it stopped."""
+    """What a job achieved: time spent per leg (s), and the failure reason if it stopped."""
 
     device_id: int
-    phases_done: int  # 0..3: downlink, compute, uplink completed
+    legs_done: int  # legs completed, in order (those the device takes no part in count)
     reason: str
     finished_at_s: float
-    downlink_spent_s: float
-    compute_spent_s: float
-    uplink_spent_s: float
+    spent_s: list[float]
 
     @property
     def delivered(self) -> bool:
-        return self.phases_done == 3
+        return not self.reason
+
+
+# The event that closes a device's stage, by the kind of its last leg (an upload that
+# reaches the server is "upload_done", as it has always been).
+_DONE_EVENT = {"uplink": "upload_done", "downlink": "downlink_done", "compute": "compute_done"}
 
 
 def client_job(env: simpy.Environment, ctx: RunContext, job: Job):
-    """Downlink, then compute, then uplink; an Interrupt stops it where it is."""
+    """The device's legs one after the other; an Interrupt stops it where it is."""
     rec, stats = ctx.recorder, ctx.device_stats
     dev, rnd = job.device_id, job.round_idx
-    spent = [0.0, 0.0, 0.0]
-    phase = 0
-    phase_start = env.now
+    spent = [0.0] * len(job.legs)
+    j = 0
+    leg_start = env.now
     try:
-        rec.event(env.now, "downlink_start", dev, rnd, job.downlink_s)
-        yield env.timeout(job.downlink_s)
-        spent[0], phase, phase_start = job.downlink_s, 1, env.now
-        stats.bits_down[dev] += job.downlink_bits
-        rec.event(env.now, "compute_start", dev, rnd, job.compute_s)
-        yield env.timeout(job.compute_s)
-        spent[1], phase, phase_start = job.compute_s, 2, env.now
-        if ctx.shared_uplink is None:
-            rec.event(env.now, "uplink_start", dev, rnd, job.uplink_s, job.bandwidth_hz)
-            yield env.timeout(job.uplink_s)
-        else:  # duration unknown: the share changes as other transfers start and end
-            rec.event(env.now, "uplink_start", dev, rnd)
-            yield from ctx.shared_uplink.send(dev, job.uplink_bits, job.gamma_ul_hz)
-        spent[2] = env.now - phase_start
-        rec.event(env.now, "upload_done", dev, rnd)
-        stats.bits_up[dev] += job.uplink_bits
-        stats.updates[dev] += 1
-        return JobOutcome(dev, 3, "", env.now, *spent)
+        for j, leg in enumerate(job.legs):
+            if not job.active[j]:
+                continue
+            kind, leg_start = leg.kind, env.now
+            if kind == "uplink" and ctx.shared_uplink is not None:
+                # duration unknown: the share changes as other transfers start and end
+                rec.event(env.now, "uplink_start", dev, rnd, leg=leg.name)
+                yield from ctx.shared_uplink.send(dev, job.bits[j], job.gamma_ul_hz)
+                spent[j] = env.now - leg_start
+            else:
+                band = job.bandwidth_hz[j] if kind in ("uplink", "d2d") else math.nan
+                rec.event(env.now, f"{kind}_start", dev, rnd, job.duration_s[j], band, leg=leg.name)
+                yield env.timeout(job.duration_s[j])
+                spent[j] = job.duration_s[j]
+            if kind == "downlink":
+                stats.bits_down[dev] += int(job.bits[j])
+            elif kind == "uplink":
+                stats.bits_up[dev] += int(job.bits[j])
+            elif kind == "d2d":
+                stats.bits_d2d[dev] += int(job.bits[j])
+        last = max(i for i, a in enumerate(job.active) if a)
+        rec.event(env.now, _DONE_EVENT.get(job.legs[last].kind, "d2d_done"), dev, rnd)
+        if job.ends_round:
+            stats.updates[dev] += 1
+        return JobOutcome(dev, len(job.legs), "", env.now, spent)
     except simpy.Interrupt as stop:
-        spent[phase] = env.now - phase_start
+        spent[j] = env.now - leg_start
         reason = str(stop.cause)
-        rec.event(env.now, "failure", dev, rnd, detail=reason)
+        rec.event(env.now, "failure", dev, rnd, detail=reason, leg=job.legs[j].name)
         stats.failures[dev] += 1
-        return JobOutcome(dev, phase, reason, env.now, *spent)
+        stats.jobs[dev] += not job.ends_round  # counted once per round, below otherwise
+        return JobOutcome(dev, j, reason, env.now, spent)
     finally:
         ctx.running.pop(dev, None)
-        stats.jobs[dev] += 1
+        stats.jobs[dev] += job.ends_round
         stats.busy_s[dev] += sum(spent)
 
 
@@ -165,67 +180,97 @@ def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int,
 
 
 @dataclass(frozen=True)
-class RoundOutcomes:
-    """A round's job outcomes as arrays [n] in cohort order (one pass over the objects)."""
+class StageOutcomes:
+    """A stage's job outcomes as arrays in device order (one pass over the objects)."""
 
-    device_id: np.ndarray
-    phases_done: np.ndarray
-    finished_at_s: np.ndarray
-    spent_s: np.ndarray  # [n, 3]: downlink, compute, uplink time actually spent
+    device_id: np.ndarray  # [n]
+    delivered: np.ndarray  # [n] bool
+    legs_done: np.ndarray  # [n] legs completed (a delivered job: all of them)
+    finished_at_s: np.ndarray  # [n]
+    spent_s: np.ndarray  # [n, n_legs]: time actually spent on each leg
 
     @classmethod
-    def of(cls, outcomes: list[JobOutcome]) -> RoundOutcomes:
-        rows = [
-            (
-                o.device_id,
-                o.phases_done,
-                o.finished_at_s,
-                o.downlink_spent_s,
-                o.compute_spent_s,
-                o.uplink_spent_s,
-            )
-            for o in outcomes
-        ]
-        table = np.array(rows, dtype=float).reshape(-1, 6)
+    def of(cls, outcomes: list[JobOutcome], num_legs: int) -> StageOutcomes:
+        n = len(outcomes)
         return cls(
-            table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2], table[:, 3:]
+            np.fromiter((o.device_id for o in outcomes), np.int64, n),
+            np.fromiter((o.delivered for o in outcomes), bool, n),
+            np.fromiter((o.legs_done for o in outcomes), np.int64, n),
+            np.fromiter((o.finished_at_s for o in outcomes), float, n),
+            np.array([o.spent_s for o in outcomes], dtype=float).reshape(n, num_legs),
         )
 
-    @property
-    def delivered(self) -> np.ndarray:
-        return self.phases_done == 3
 
+def critical_spent(done: StageOutcomes) -> np.ndarray | None:
+    """Per-leg time [n_legs] of the last device to deliver in a stage (None if nobody did).
 
-def _round_breakdown(done: RoundOutcomes, latency_s: float) -> dict:
-    """Critical-path split of the round latency: the last device to deliver, plus waiting.
-
-    ``wait_s`` is the part of the round nobody's delivered work explains (a deadline that cut
-    the round, or every device failing); ``mean_device_idle_s`` is how long delivering devices
-    sat idle waiting for the round to close.
+    Ties go to the highest device id, as in the event order. Min-max allocation makes every
+    device finish together, so finish times within float rounding (1e-9 relative) are ties:
+    otherwise the choice would follow the last ulp of a solver.
     """
     delivered = np.flatnonzero(done.delivered)
     if delivered.size == 0:
-        return {
-            "downlink_s": 0.0,
-            "compute_s": 0.0,
-            "uplink_s": 0.0,
-            "wait_s": latency_s,
-            "mean_device_idle_s": math.nan,
-        }
-    # last to finish; ties go to the highest device id, as in the event order. Min-max
-    # allocation makes every device finish together, so finish times within float rounding
-    # (1e-9 relative) are ties: otherwise the choice would follow the last ulp of a solver.
+        return None
     finished = done.finished_at_s[delivered]
     tied = finished >= finished.max() * (1.0 - 1e-9)
-    crit = done.spent_s[delivered[tied][np.argmax(done.device_id[delivered][tied])]]
-    busy = done.spent_s[delivered].sum(axis=1)
-    return {
-        "downlink_s": float(crit[0]),
-        "compute_s": float(crit[1]),
-        "uplink_s": float(crit[2]),
-        "wait_s": max(latency_s - float(crit.sum()), 0.0),
-        "mean_device_idle_s": float(np.mean(latency_s - busy)),
-    }
+    return done.spent_s[delivered[tied][np.argmax(done.device_id[delivered][tied])]]
+
+
+@dataclass
+class RoundAccount:
+    """What a round's stages add up to: the critical path per leg, the time each device spent,
+    bits per direction and energy."""
+
+    leg_names: list[str] = field(default_factory=list)
+    leg_kinds: list[str] = field(default_factory=list)
+    critical_s: list[float] = field(default_factory=list)  # per leg, on the critical path
+    busy_s: dict[int, float] = field(default_factory=dict)  # per device, all stages
+    bits: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LEG_KINDS, 0.0))
+    energy_compute_j: float = 0.0
+    energy_tx_j: float = 0.0
+
+    def add_stage(self, world: World, legs, done: StageOutcomes) -> None:
+        kinds = np.array([leg.kind for leg in legs])
+        crit = critical_spent(done)
+        self.leg_names += [leg.name for leg in legs]
+        self.leg_kinds += kinds.tolist()
+        self.critical_s += [0.0] * len(legs) if crit is None else crit.tolist()
+        for dev, busy in zip(
+            done.device_id.tolist(), done.spent_s.sum(axis=1).tolist(), strict=False
+        ):
+            self.busy_s[dev] = self.busy_s.get(dev, 0.0) + busy
+        compute_j, tx_j = energy_j(
+            world,
+            done.device_id,
+            done.spent_s[:, kinds == "compute"].sum(axis=1),
+            done.spent_s[:, (kinds == "uplink") | (kinds == "d2d")].sum(axis=1),
+        )
+        self.energy_compute_j += compute_j
+        self.energy_tx_j += tx_j
+
+    def breakdown(self, latency_s: float, delivered: list[int]) -> dict:
+        """Critical-path split of the round latency: per leg kind (and per leg when the
+        protocol has more than three), plus ``wait_s``, the part no delivered work explains (a
+        deadline that cut the round, or every device failing); ``mean_device_idle_s`` is how
+        long delivering devices sat idle waiting for the round to close."""
+        crit = np.array(self.critical_s)
+        kinds = np.array(self.leg_kinds)
+        row = {f"{k}_s": float(crit[kinds == k].sum()) for k in ("downlink", "compute", "uplink")}
+        row["wait_s"] = max(latency_s - float(crit.sum()), 0.0) if crit.size else latency_s
+        row["mean_device_idle_s"] = (
+            float(np.mean(latency_s - np.array([self.busy_s[d] for d in delivered])))
+            if delivered
+            else math.nan
+        )
+        row["d2d_s"] = float(crit[kinds == "d2d"].sum())
+        if len(self.leg_names) > 3:
+            row.update(
+                {
+                    f"leg_{n}_s": float(c)
+                    for n, c in zip(self.leg_names, crit.tolist(), strict=False)
+                }
+            )
+        return row
 
 
 def energy_j(world: World, device_ids, compute_spent_s, uplink_spent_s) -> tuple[float, float]:
@@ -239,11 +284,29 @@ def energy_j(world: World, device_ids, compute_spent_s, uplink_spent_s) -> tuple
     return float(compute), float(transmit.sum())
 
 
+def stage_jobs(plan: StagePlan, round_idx: int, last_active_stage: np.ndarray, stage_idx: int):
+    """The stage plan as one :class:`Job` per device (lists: cheap to read leg by leg)."""
+    duration, active = plan.duration_s.T.tolist(), plan.active.T.tolist()
+    bits, band = plan.bits.T.tolist(), plan.bandwidth_hz.T.tolist()
+    gamma = plan.gamma_ul_hz.tolist()
+    ends = (last_active_stage == stage_idx).tolist()
+    return [
+        Job(dev, round_idx, plan.legs, duration[i], active[i], bits[i], band[i], gamma[i], ends[i])
+        for i, dev in enumerate(plan.device_ids.tolist())
+    ]
+
+
 def sync_server(env: simpy.Environment, ctx: RunContext):
-    """Synchronous rounds until ``simulation.rounds`` versions are published (or a limit)."""
+    """Synchronous rounds until ``simulation.rounds`` versions are published (or a limit).
+
+    A round runs its protocol's stages in turn; each stage is planned at its start (channel
+    block, one allocation per uplink leg) and closed by a barrier that waits for every
+    participant, or for the round's deadline, which interrupts whoever is still working.
+    """
     world = ctx.world
     sim = world.scenario.simulation
     rec = ctx.recorder
+    costs = LegCosts(world)
     all_ids = np.arange(world.num_devices)
     round_idx = 0
     while ctx.version < sim.rounds:
@@ -266,80 +329,113 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             yield env.timeout(sim.idle_retry_s)
             continue
         round_start_s = env.now
-        # 2. channels and bandwidth for the whole cohort at once
-        plan = plan_round(world, cohort, env.now, round_idx)
-        status = plan.allocation_status
-        rec.event(
-            env.now, "round_start", SERVER, round_idx, plan.predicted_latency_s, detail=status
-        )
-        ctx.allocation_wall_s += plan.solve_time_s  # wall clock: summary only, never metrics
-        if status not in ("optimal", "heuristic", "no_pruning_needed"):
-            ctx.notes.append(f"round {round_idx}: allocation {status}")
-        # 3. one job per device; devices no bandwidth can serve fail at once
+        members = np.asarray(cohort, dtype=np.int64)
+        protocol = world.strategy.round_protocol(global_state=world.global_state, cohort=members)
+        last_active_stage = _last_active_stage(protocol, members.size)
+        alive = np.ones(members.size, dtype=bool)
         failures: list[Failure] = []
-        procs: list[simpy.Process] = []
-        reachable = np.isfinite(plan.total_s)
-        for i in np.flatnonzero(~reachable).tolist():
-            dev = int(plan.device_ids[i])
-            reason = "infeasible" if plan.dropped[i] else "unreachable"
-            rec.event(env.now, "failure", dev, round_idx, detail=reason)
-            failures.append(Failure(dev, reason, env.now))
-        for i in np.flatnonzero(reachable).tolist():
-            dev = int(plan.device_ids[i])
-            job = Job(
-                dev,
-                round_idx,
-                float(plan.downlink_s[i]),
-                float(plan.compute_s[i]),
-                float(plan.uplink_s[i]),
-                float(plan.uplink_bandwidth_hz[i]),
-                uplink_bits=int(plan.uplink_bits[i]),
-                downlink_bits=plan.bits_down,
+        account = RoundAccount()
+        deadline = None
+        first: StagePlan | None = None
+        predicted = 0.0
+        for stage_idx in range(len(protocol.stages)):
+            if stage_idx > 0:
+                rec.event(
+                    env.now, "barrier", SERVER, round_idx, detail=protocol.barriers[stage_idx - 1]
+                )
+                if deadline is not None and deadline.processed:  # no time left for this stage
+                    for dev in members[alive].tolist():
+                        rec.event(env.now, "failure", dev, round_idx, detail="deadline")
+                        failures.append(Failure(dev, "deadline", env.now))
+                    alive[:] = False
+                    break
+            # 2. channels and bandwidth for the stage's devices at once
+            plan = plan_stage(
+                world, costs, protocol, stage_idx, members, alive, env.now, job_idx=round_idx
             )
-            proc = env.process(client_job(env, ctx, job))
-            ctx.running[dev] = proc
-            procs.append(proc)
-        # 4. wait for everyone, or for the deadline and then stop the stragglers
-        everyone = env.all_of(procs)
-        if sim.deadline_s is not None:
-            yield everyone | env.timeout(sim.deadline_s)
-            for proc in procs:
-                if proc.is_alive:
-                    proc.interrupt("deadline")
-            yield env.all_of(procs)
-        else:
-            yield everyone
-        outcomes: list[JobOutcome] = [cast(JobOutcome, p.value) for p in procs]
-        done = RoundOutcomes.of(outcomes)
-        failures += [
-            Failure(o.device_id, o.reason, o.finished_at_s) for o in outcomes if not o.delivered
-        ]
-        delivered = done.device_id[done.delivered].tolist()
+            status = plan.allocation_status
+            predicted += plan.predicted_latency_s
+            if first is None:
+                first = plan
+                rec.event(
+                    env.now,
+                    "round_start",
+                    SERVER,
+                    round_idx,
+                    plan.predicted_latency_s,
+                    detail=status,
+                )
+            ctx.allocation_wall_s += plan.solve_time_s  # wall clock: summary only, never metrics
+            if status not in ALLOCATION_OK:
+                ctx.notes.append(f"round {round_idx}: allocation {status}")
+            # 3. one job per device; devices no bandwidth can serve fail at once
+            reachable = np.isfinite(plan.total_s)
+            taking_part = plan.active.any(axis=0)
+            slot = np.flatnonzero(alive)
+            for i in np.flatnonzero(~reachable).tolist():
+                dev = int(plan.device_ids[i])
+                reason = "infeasible" if plan.dropped[i] else "unreachable"
+                rec.event(env.now, "failure", dev, round_idx, detail=reason)
+                failures.append(Failure(dev, reason, env.now))
+                alive[slot[i]] = False
+            jobs = stage_jobs(plan, round_idx, last_active_stage[slot], stage_idx)
+            procs: list[simpy.Process] = []
+            for i in np.flatnonzero(reachable & taking_part).tolist():
+                proc = env.process(client_job(env, ctx, jobs[i]))
+                ctx.running[jobs[i].device_id] = proc
+                procs.append(proc)
+            # 4. the barrier: everyone, or the deadline and then stop the stragglers
+            everyone = env.all_of(procs)
+            if sim.deadline_s is not None:
+                if deadline is None:  # stage 0 starts the round
+                    deadline = env.timeout(sim.deadline_s)
+                yield everyone | deadline
+                for proc in procs:
+                    if proc.is_alive:
+                        proc.interrupt("deadline")
+                yield env.all_of(procs)
+            else:
+                yield everyone
+            outcomes: list[JobOutcome] = [cast(JobOutcome, p.value) for p in procs]
+            done = StageOutcomes.of(outcomes, len(plan.legs))
+            failures += [
+                Failure(o.device_id, o.reason, o.finished_at_s) for o in outcomes if not o.delivered
+            ]
+            alive[np.searchsorted(members, done.device_id[~done.delivered])] = False
+            account.add_stage(world, plan.legs, done)
+            _count_bits(account, plan, done)
+        assert first is not None
+        delivered = members[alive].tolist()
         latency_s = env.now - round_start_s
         # 5. learn (zero virtual time), publish, evaluate
-        slot = np.searchsorted(plan.device_ids, done.device_id[done.delivered])
-        row = _publish(ctx, round_idx, delivered, plan.rho[slot], failures)
-        energy_compute, energy_tx = energy_j(
-            world, done.device_id, done.spent_s[:, 1], done.spent_s[:, 2]
+        rho_of = dict(zip(first.device_ids.tolist(), first.rho.tolist(), strict=True))
+        row = _publish(
+            ctx, round_idx, delivered, np.array([rho_of[d] for d in delivered]), failures
         )
+        reachable0 = np.isfinite(first.total_s)
+        breakdown = account.breakdown(latency_s, delivered)
         row.update(
             round=round_idx,
             time_s=env.now,
             round_start_s=round_start_s,
             round_latency_s=latency_s,
-            **_round_breakdown(done, latency_s),
+            **{k: breakdown.pop(k) for k in ("downlink_s", "compute_s", "uplink_s", "wait_s")},
+            mean_device_idle_s=breakdown.pop("mean_device_idle_s"),
             n_selected=len(cohort),
             n_delivered=len(delivered),
             n_failed=len(failures),
-            bits_down=plan.bits_down * int((done.phases_done >= 1).sum()),
-            bits_up=int(plan.uplink_bits[slot].sum()),
-            energy_compute_j=energy_compute,
-            energy_tx_j=energy_tx,
-            allocation_status=status,
-            predicted_latency_s=plan.predicted_latency_s,
-            mean_rho=float(plan.rho[reachable].mean()) if reachable.any() else math.nan,
-            t_max_s=plan.t_max_s,
-            kkt_residual=max(plan.certificate.values()) if plan.certificate else math.nan,
+            bits_down=int(account.bits["downlink"]),
+            bits_up=int(account.bits["uplink"]),
+            energy_compute_j=account.energy_compute_j,
+            energy_tx_j=account.energy_tx_j,
+            allocation_status=first.allocation_status,
+            predicted_latency_s=predicted,
+            mean_rho=float(first.rho[reachable0].mean()) if reachable0.any() else math.nan,
+            t_max_s=first.t_max_s,
+            kkt_residual=max(first.certificate.values()) if first.certificate else math.nan,
+            bits_d2d=int(account.bits["d2d"]),
+            **breakdown,
+            **world.strategy.round_metrics(),
         )
         rec.event(env.now, "publish", SERVER, round_idx, latency_s, detail=f"version {ctx.version}")
         rec.metric_row(row)
@@ -349,6 +445,26 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             return
         round_idx += 1
     ctx.status = "completed"
+
+
+def _last_active_stage(protocol, m: int) -> np.ndarray:
+    """Per cohort member [m], the last stage in which it has a leg (its round ends there)."""
+    last = np.full(m, -1)
+    for s, legs in enumerate(protocol.stages):
+        for leg in legs:
+            part = np.ones(m, bool) if leg.participants is None else np.asarray(leg.participants)
+            last[part] = s
+    return last
+
+
+def _count_bits(account: RoundAccount, plan: StagePlan, done: StageOutcomes) -> None:
+    """Bits of the legs each device completed (an interrupted transfer counts nothing)."""
+    rows = np.searchsorted(plan.device_ids, done.device_id)
+    for j, leg in enumerate(plan.legs):
+        if leg.kind == "compute":
+            continue
+        completed = (done.legs_done > j) & plan.active[j, rows]
+        account.bits[leg.kind] += float(plan.bits[j, rows][completed].sum())
 
 
 def _publish(

@@ -14,7 +14,8 @@ SERVER = -1  # device_id of events that belong to the server
 
 
 class Recorder:
-    """Event log: one row per event; metrics: one row per published model version."""
+    """Event log: one row per event (``leg`` names the protocol leg of device events);
+    metrics: one row per published model version."""
 
     EVENT_COLUMNS = (
         "time_s",
@@ -24,6 +25,7 @@ class Recorder:
         "duration_s",
         "bandwidth_hz",
         "detail",
+        "leg",
     )
 
     def __init__(self) -> None:
@@ -39,6 +41,7 @@ class Recorder:
         duration_s: float = math.nan,
         bandwidth_hz: float = math.nan,
         detail: str = "",
+        leg: str = "",
     ) -> None:
         ev = self._events
         ev["time_s"].append(time_s)
@@ -48,6 +51,7 @@ class Recorder:
         ev["duration_s"].append(duration_s)
         ev["bandwidth_hz"].append(bandwidth_hz)
         ev["detail"].append(detail)
+        ev["leg"].append(leg)
 
     def metric_row(self, row: dict) -> None:
         self.metrics.append(row)
@@ -67,6 +71,7 @@ class Recorder:
                 "duration_s": pa.array(ev["duration_s"], pa.float64()),
                 "bandwidth_hz": pa.array(ev["bandwidth_hz"], pa.float64()),
                 "detail": pa.array(ev["detail"], pa.string()).dictionary_encode(),
+                "leg": pa.array(ev["leg"], pa.string()).dictionary_encode(),
             }
         )
 

@@ -143,7 +143,7 @@ def run(
     recorder, ctx, wall_s = simulate(scenario, on_version=on_version, source=source)
     summary = summarize(scenario, recorder, ctx, wall_s)
     metrics, events = recorder.metrics_table(), recorder.events_table()
-    devices = ctx.device_stats.table(ctx.end_s)
+    devices = ctx.device_stats.table(ctx.end_s, ctx.world.static_device_columns())
     out_dir = None
     if out_root is not None:
         out_dir = Path(out_root) / run_dir_name(scenario)

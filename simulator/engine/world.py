@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -10,7 +11,7 @@ from torch import nn
 
 from channels.allocation import BandwidthAllocator
 from channels.counter_rng import standard_normal, stream_id
-from channels.factory import make_allocator, make_link
+from channels.factory import make_allocator, make_d2d_link, make_link
 from channels.joint_pruning import JointPruningAllocator
 from channels.link import Link
 from devices.availability import Availability
@@ -18,7 +19,8 @@ from devices.population import make_availability, make_population, make_round_ti
 from devices.round_time import RoundTimeProfiles
 from devices.spec import Population
 from fl.datasets import FederatedData
-from fl.factory import data_signature, make_data, make_local_work, make_strategy
+from fl.factory import data_signature, make_data, make_local_work, make_strategy, strategy_class
+from fl.flops import training_flops_per_sample
 from fl.models import build_model
 from fl.state import ModelState
 from fl.strategies.base import Strategy
@@ -48,6 +50,7 @@ class World:
     data: FederatedData | None
     num_examples: np.ndarray  # [n_devices] training examples per device
     round_time: RoundTimeProfiles | None = None  # None: natural job times (CPU + channel)
+    d2d: Link | None = None  # device-to-device links (``channel.d2d``), keyed by pair id
 
     @property
     def num_devices(self) -> int:
@@ -56,6 +59,26 @@ class World:
     @cached_property
     def _round_time_seed(self) -> int:
         return self.streams.integer("round_time")
+
+    def static_device_columns(self) -> dict[str, np.ndarray]:
+        """Each device's fixed parameters, columns [n] for ``devices.parquet``: enough to
+        recompute any round by hand (``pathloss_db`` includes the uplink's shadowing)."""
+        pop = self.population
+        ids = np.arange(self.num_devices)
+        loss_db = self.uplink.pathloss.loss_db(pop.distance_m) + self.uplink.shadowing.offset_db(
+            ids
+        )
+        return {
+            "x_m": pop.position_m[:, 0],
+            "y_m": pop.position_m[:, 1],
+            "distance_m": pop.distance_m,
+            "pathloss_db": loss_db,
+            "cpu_hz": pop.cpu_hz,
+            "cycles_per_sample": pop.cycles_per_sample,
+            "tx_power_dbm": pop.tx_power_dbm,
+            "kappa": pop.kappa,
+            "num_examples": self.num_examples,
+        }
 
     def profile_job_times_s(self, device_ids: np.ndarray, job_idx) -> np.ndarray:
         """Round-time profile draws [n] s for these devices' ``job_idx``-th jobs: a pure
@@ -71,7 +94,6 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     but cannot work together (e.g. more devices than the data can be split across)."""
     streams = RngStreams(scenario.seed)
     n = scenario.devices.count
-    population = make_population(scenario.devices, lambda name: streams.numpy("devices", name))
     channel_seed = streams.integer("channel")
     work = make_local_work(scenario.training, scenario.strategy)
 
@@ -92,6 +114,16 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         raise ScenarioError(
             source, [Problem("model", "a model that fits the data", str(exc))]
         ) from None
+    # the strategy may train its own parametrisation (low-rank factors, adaptors, routers)
+    model = strategy_class(scenario.strategy).build_model(
+        model, config=scenario.strategy, generator=streams.torch("strategy_model")
+    )
+    # counted only where used (cycles_per_sample: auto, or a strategy's flops_share)
+    count_flops = functools.cache(lambda: training_flops_per_sample(model, input_shape))
+    flops = count_flops() if scenario.devices.cycles_per_sample == "auto" else None
+    population = make_population(
+        scenario.devices, lambda name: streams.numpy("devices", name), flops_per_sample=flops
+    )
     num_examples = data.num_examples() if data is not None else np.zeros(n, np.int64)
     if data is None:
         # Steps-based work does not depend on the split; weights are unused without training.
@@ -101,8 +133,13 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         scenario.strategy, model=model, initial_state=initial_state, num_devices=n
     )
     strategy.bits_per_param = scenario.bits_per_param
+    strategy.count_model_flops = count_flops
+    strategy.bind_streams(
+        lambda *key: streams.numpy("strategy", *key), lambda *key: streams.torch("strategy", *key)
+    )
     _check_pairing(scenario, source)
     _check_async_settings(scenario, strategy, source)
+    check_protocol_needs(scenario, strategy, initial_state, source)
     return World(
         scenario=scenario,
         streams=streams,
@@ -118,7 +155,53 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         data=data,
         num_examples=num_examples,
         round_time=make_round_time(scenario.devices, streams.numpy("devices", "round_time")),
+        d2d=None if scenario.channel.d2d is None else make_d2d_link(scenario.channel, channel_seed),
     )
+
+
+def check_protocol_needs(scenario: Scenario, strategy: Strategy, state, source: str) -> None:
+    """Channel settings and the strategy's round protocol must fit together: D2D links exist
+    exactly when the strategy relays between devices; the asynchronous engine runs one-stage
+    protocols over unicast slots."""
+    problems = []
+    ch = scenario.channel
+    if ch.d2d is not None and not strategy.uses_d2d:
+        problems.append(
+            Problem(
+                "channel.d2d",
+                f"no d2d settings: strategy {scenario.strategy.kind!r} sends no "
+                "device-to-device traffic",
+                "a d2d section",
+            )
+        )
+    if strategy.uses_d2d and ch.d2d is None:
+        problems.append(
+            Problem(
+                "channel.d2d",
+                f"d2d settings (strategy {scenario.strategy.kind!r} relays between devices)",
+                "none",
+            )
+        )
+    if "async" in strategy.modes:
+        if ch.downlink.mode != "unicast":
+            problems.append(
+                Problem(
+                    "channel.downlink.mode",
+                    "unicast with an asynchronous strategy (each dispatch is its own transmission)",
+                    repr(ch.downlink.mode),
+                )
+            )
+        protocol = strategy.round_protocol(global_state=state, cohort=np.zeros(1, np.int64))
+        if len(protocol.stages) > 1 or protocol.uses_d2d:
+            problems.append(
+                Problem(
+                    "strategy.kind",
+                    "an asynchronous strategy with a one-stage protocol and no d2d legs",
+                    f"{len(protocol.stages)} stages",
+                )
+            )
+    if problems:
+        raise ScenarioError(source, problems)
 
 
 def _check_pairing(scenario: Scenario, source: str) -> None:

@@ -89,12 +89,14 @@ def test_device_states_pair_the_global_part_with_each_own_head():
     assert not torch.equal(states["3.weight"][0], states["3.weight"][1])
 
 
-def test_round_work_and_exact_bits():
+def test_round_protocol_and_exact_bits():
     model, state, _, strategy = setup()
-    work = strategy.round_work(global_state=state)
+    protocol = strategy.round_protocol(global_state=state, cohort=np.arange(3))
+    down, train, up = protocol.legs
     q_g, q_p = 64 * 16 + 16, 16 * 10 + 10
-    assert work.prunable_uplink_bits_full == 32 * q_g and work.downlink_bits == 32 * q_g
-    assert work.prunable_cycle_share == 0.5 * q_g / (q_g + q_p)
-    assert work.fixed_cycle_share == 0.5 * q_p / (q_g + q_p)
+    assert [leg.kind for leg in protocol.legs] == ["downlink", "compute", "uplink"]
+    assert up.prunable_bits == 32 * q_g and down.bits == 32 * q_g and up.bits == 0
+    assert train.prunable_share == 0.5 * q_g / (q_g + q_p)
+    assert train.cycle_share == 0.5 * q_p / (q_g + q_p)
     bits = strategy.uplink_bits(global_state=state, rho=np.array([0.0, 0.5, 0.9]))
     assert bits.tolist() == [32 * q_g, 32 * (512 + 8), 32 * (102 + 1)]

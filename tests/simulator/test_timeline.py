@@ -26,16 +26,17 @@ PARAMS = 64 * 8 + 8 + 8 * 10 + 10  # MLP 64 -> 8 -> 10
 BITS = 32 * PARAMS
 
 
-def _rate_bps(bandwidth_hz, tx_dbm, distance_m):
+def _rate_bps(bandwidth_hz, tx_dbm, distance_m, power_share=1.0):
     loss_db = 128.1 + 37.6 * math.log10(distance_m / 1000.0)
-    signal_w = 10 ** ((tx_dbm - 30) / 10) * 10 ** (-loss_db / 10)
+    signal_w = power_share * 10 ** ((tx_dbm - 30) / 10) * 10 ** (-loss_db / 10)
     noise_w = 10 ** ((NOISE_DBM_HZ - 30) / 10) * bandwidth_hz
     return bandwidth_hz * math.log2(1 + signal_w / noise_w)
 
 
 def expected_phases(k):
     d = math.dist((0, 0), POSITIONS_M[k])
-    downlink = BITS / _rate_bps(DL_HZ / 3, SERVER_DBM, d)
+    # unicast: three sub-bands, the server's power split equally across them
+    downlink = BITS / _rate_bps(DL_HZ / 3, SERVER_DBM, d, power_share=1 / 3)
     compute = CYCLES_PER_SAMPLE * STEPS * BATCH / CPU_HZ[k]
     uplink = BITS / _rate_bps(UL_HZ / 3, TX_DBM, d)
     return downlink, compute, uplink

@@ -1,0 +1,322 @@
+"""One cost model for both engines: how long every leg of a round protocol takes.
+
+The synchronous server plans a stage for its cohort at the stage's start (channel of that
+coherence block, one bandwidth allocation per uplink leg); the asynchronous server plans each
+dispatched job with equal band slots. Both call :func:`plan_stage`, so a device in a given
+coherence block gets the same leg times from either engine for the same slots.
+
+Time model (DESIGN 4):
+
+* downlink, ``unicast``: n sub-bands of ``B_dl / n`` at ``P_server / n`` each (n receivers, or
+  the asynchronous slots); ``broadcast``: ``B_dl`` at ``P_server``, at the rate of the leg's
+  weakest receiver;
+* compute: ``full_job_s * (cycle_share + x * prunable_share)`` with ``full_job_s =
+  cycles_per_sample * samples / cpu_hz`` and the kept fraction ``x = 1 - rho``;
+* uplink: ``bits / rate`` at the band the allocator gives this leg, with each device's time
+  until the leg starts as its fixed time (min-max); the joint allocator also picks rho;
+* d2d: ``bits / rate`` on the pair's link, the D2D band shared equally by the leg's senders.
+
+With round-time profiles (``devices.round_time``) a draw is the whole job: it replaces the
+first compute leg of the first stage; every other leg takes no time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from channels.allocation import Allocation
+from channels.d2d import pair_distance_m, pair_ids
+from channels.joint_pruning import JointPruningAllocator
+from channels.link import shannon_rate_bps
+from channels.units import dbm_to_w
+from fl.protocol import Leg, RoundProtocol, per_member
+from simulator.engine.world import World
+
+ALLOCATION_OK = ("optimal", "heuristic", "no_pruning_needed", "equal_slots", "no_uplink")
+
+
+def transfer_s(bits, rate_bps: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``bits / rate`` [n] s: 0 for nothing to send, inf where the rate is 0."""
+    bits = np.broadcast_to(np.asarray(bits, dtype=float), rate_bps.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(bits > 0, np.where(rate_bps > 0, bits / rate_bps, np.inf), 0.0)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """Every leg's duration for the devices of one stage.
+
+    Arrays are [n_legs, n] (legs in order, devices sorted by id): ``duration_s`` (0 where the
+    device does not take part, inf where no rate serves it), ``active``, ``bits`` sent or
+    received, ``bandwidth_hz`` (uplink, d2d and downlink legs; nan for compute). ``gamma_ul_hz``
+    [n] is the uplink SNR per Hz (for a re-shared uplink), ``rho`` [n] the pruning ratios.
+    """
+
+    device_ids: NDArray[np.int64]
+    legs: tuple[Leg, ...]
+    duration_s: NDArray[np.float64]
+    active: NDArray[np.bool_]
+    bits: NDArray[np.float64]
+    bandwidth_hz: NDArray[np.float64]
+    gamma_ul_hz: NDArray[np.float64]
+    rho: NDArray[np.float64]
+    dropped: NDArray[np.bool_]
+    allocation_status: str
+    predicted_latency_s: float
+    solve_time_s: float = 0.0
+    t_max_s: float = math.nan
+    certificate: dict = field(default_factory=dict)
+
+    @property
+    def total_s(self) -> NDArray[np.float64]:
+        return self.duration_s.sum(axis=0)
+
+
+class LegCosts:
+    """What does not change during a run, computed once per device: path loss x shadowing of
+    both directions, transmit powers, a full local-training job's compute time. A plan then
+    only draws fading (same arithmetic as ``Link.gamma_hz``, so bit-identical)."""
+
+    def __init__(self, world: World):
+        ch, pop = world.scenario.channel, world.population
+        every = np.arange(world.num_devices)
+        self.world = world
+        self.static_dl = world.downlink.static_gain(link_ids=every, distance_m=pop.distance_m)
+        self.static_ul = world.uplink.static_gain(link_ids=every, distance_m=pop.distance_m)
+        self.server_w = float(dbm_to_w(ch.server_tx_power_dbm))
+        self.device_w = dbm_to_w(pop.tx_power_dbm)
+        samples = world.work.samples_processed(world.num_examples)
+        self.full_job_s = pop.cycles_per_sample * samples / pop.cpu_hz
+        self.broadcast = ch.downlink.mode == "broadcast"
+        self.dl_band_hz = ch.downlink_bandwidth_hz
+        d2d_share = ch.d2d.band.fraction if ch.d2d and ch.d2d.band.kind == "uplink_share" else 0.0
+        self.ul_band_hz = ch.uplink_bandwidth_hz * (1.0 - d2d_share)
+        self.d2d_band_hz = math.nan
+        if ch.d2d is not None:
+            band = ch.d2d.band
+            self.d2d_band_hz = (
+                band.bandwidth_hz
+                if band.kind == "dedicated"
+                else ch.uplink_bandwidth_hz * band.fraction
+            )
+
+    # --- one leg kind each -------------------------------------------------------------------
+    def downlink_s(self, ids, bits, t_s: float, slots: int) -> tuple[NDArray, float]:
+        """Downlink durations [n] s and the band each receiver uses, Hz."""
+        link = self.world.downlink
+        if self.broadcast:
+            gain = link.gamma_from_static_hz(
+                static_gain=self.static_dl[ids], link_ids=ids, tx_power_w=self.server_w, t_s=t_s
+            )
+            rate = shannon_rate_bps(self.dl_band_hz, np.array([gain.min()]))
+            return transfer_s(bits, np.broadcast_to(rate, ids.shape)), self.dl_band_hz
+        band = self.dl_band_hz / slots
+        gamma = link.gamma_from_static_hz(
+            static_gain=self.static_dl[ids], link_ids=ids, tx_power_w=self.server_w / slots, t_s=t_s
+        )
+        return transfer_s(bits, shannon_rate_bps(band, gamma)), band
+
+    def uplink_gamma_hz(self, ids, t_s: float) -> NDArray[np.float64]:
+        return self.world.uplink.gamma_from_static_hz(
+            static_gain=self.static_ul[ids], link_ids=ids, tx_power_w=self.device_w[ids], t_s=t_s
+        )
+
+    def d2d_s(self, senders, receivers, bits, t_s: float) -> tuple[NDArray, float]:
+        """D2D durations [n] s for senders -> receivers sharing the D2D band equally."""
+        link = self.world.d2d
+        assert link is not None, "validated: d2d legs need channel.d2d"
+        pos = self.world.population.position_m
+        pairs = pair_ids(senders, receivers)
+        gamma = link.gamma_hz(
+            link_ids=pairs,
+            distance_m=pair_distance_m(pos, senders, receivers),
+            tx_power_dbm=self.world.population.tx_power_dbm[senders],
+            t_s=t_s,
+        )
+        band = self.d2d_band_hz / max(len(senders), 1)
+        return transfer_s(bits, shannon_rate_bps(band, gamma)), band
+
+
+def plan_stage(
+    world: World,
+    costs: LegCosts,
+    protocol: RoundProtocol,
+    stage_idx: int,
+    cohort: NDArray[np.int64],
+    alive: NDArray[np.bool_],
+    now_s: float,
+    *,
+    job_idx,
+    slots: int | None = None,
+) -> StagePlan:
+    """Plan stage ``stage_idx`` of ``protocol`` for the ``alive`` members of ``cohort``.
+
+    Parameters
+    ----------
+    cohort : device ids [m] the protocol was declared for (sorted)
+    alive : bool [m], members still in the round (none failed an earlier stage)
+    now_s : the stage's start; the channel is that of its coherence block
+    job_idx : int or [n]: keys round-time profile draws (round index, or per-device job count)
+    slots : asynchronous engine: equal band slots (band / slots, server power / slots);
+        None: the synchronous engine (allocator per uplink leg, one sub-band per receiver)
+    """
+    legs = protocol.stages[stage_idx]
+    ids = cohort[alive]
+    n, m = ids.size, cohort.size
+    num_legs = len(legs)
+    active = np.zeros((num_legs, n), dtype=bool)
+    for j, leg in enumerate(legs):
+        part = np.ones(m, bool) if leg.participants is None else np.asarray(leg.participants, bool)
+        active[j] = part[alive]
+    fixed = np.zeros((num_legs, n))  # compute legs: the part pruning cannot shrink
+    prunable = np.zeros((num_legs, n))  # compute legs: the part it can, at x = 1
+    duration = np.zeros((num_legs, n))
+    bits = np.zeros((num_legs, n))
+    bandwidth = np.full((num_legs, n), np.nan)
+    fixed_rho = protocol.fixed_rho
+    rho = np.full(n, fixed_rho or 0.0)
+    rho_known = fixed_rho is not None
+    dropped = np.zeros(n, dtype=bool)
+    gamma_ul = np.zeros(n)
+    status, predicted, solve_s = "no_uplink", math.nan, 0.0
+    extra: dict = {}
+    elapsed_fixed = np.zeros(n)  # time until the current leg, excluding the prunable compute
+    elapsed_prunable = np.zeros(n)  # prunable compute so far, at x = 1
+    first_uplink = True
+    for j, leg in enumerate(legs):
+        sel = active[j]
+        every = bool(sel.all())
+        part = ids if every else ids[sel]
+        if leg.kind == "compute":
+            full = costs.full_job_s[part]
+            share = per_member(leg.cycle_share, m)[alive][sel]
+            fixed[j, sel] = full * share
+            prunable[j, sel] = full * leg.prunable_share
+            elapsed_fixed[sel] += fixed[j, sel]
+            elapsed_prunable[sel] += prunable[j, sel]
+            continue
+        leg_bits = per_member(leg.bits, m)[alive][sel]
+        if leg.kind == "downlink":
+            d, band = costs.downlink_s(part, leg_bits, now_s, slots or part.size)
+        elif leg.kind == "d2d":
+            assert leg.receivers is not None
+            receivers = np.asarray(leg.receivers, dtype=np.int64)[alive][sel]
+            d, band = costs.d2d_s(part, receivers, leg_bits, now_s)
+        else:  # uplink
+            gamma = costs.uplink_gamma_hz(part, now_s)
+            gamma_ul[sel] = gamma
+            alloc_status, d, band_k, leg_bits, rho_k, drop, more = _uplink(
+                world,
+                costs,
+                leg,
+                part,
+                leg_bits,
+                gamma,
+                elapsed_fixed[sel],
+                elapsed_prunable[sel],
+                None if not rho_known else rho[sel],
+                slots,
+            )
+            if not rho_known:
+                rho[sel], rho_known = rho_k, True
+            dropped[sel] |= drop
+            band = band_k
+            if first_uplink:
+                status, predicted = alloc_status, more.pop("latency_s")
+                solve_s, extra, first_uplink = more.pop("solve_time_s"), more, False
+            else:
+                solve_s += more.pop("solve_time_s")
+                if alloc_status not in ALLOCATION_OK:
+                    status = alloc_status
+        duration[j, sel] = d
+        bits[j, sel] = leg_bits
+        bandwidth[j, sel] = band
+        elapsed_fixed[sel] += d
+    # compute legs: their time is known once rho is
+    compute = np.array([leg.kind == "compute" for leg in legs])
+    duration[compute] = fixed[compute] + (1.0 - rho) * prunable[compute]
+    if world.round_time is not None:  # a profile draw is the whole job
+        duration[:] = 0.0
+        first_compute = np.flatnonzero(compute)
+        if stage_idx == 0 and first_compute.size:
+            duration[first_compute[0]] = world.profile_job_times_s(ids, job_idx)
+    duration[:, dropped] = np.where(active[:, dropped], np.inf, 0.0)
+    if slots is not None:
+        status = "equal_slots"
+    return StagePlan(
+        device_ids=ids,
+        legs=legs,
+        duration_s=duration,
+        active=active,
+        bits=bits,
+        bandwidth_hz=bandwidth,
+        gamma_ul_hz=gamma_ul,
+        rho=rho,
+        dropped=dropped,
+        allocation_status=status,
+        predicted_latency_s=predicted,
+        solve_time_s=solve_s,
+        **extra,
+    )
+
+
+def _uplink(world, costs, leg, ids, bits, gamma, fixed_s, prunable_s, rho, slots):
+    """One uplink leg: (status, durations [n], bandwidth [n] or Hz, bits [n], rho [n],
+    dropped [n], {latency_s, solve_time_s, t_max_s?, certificate?})."""
+    n = ids.size
+    dropped = np.zeros(n, dtype=bool)
+    strategy, state = world.strategy, world.global_state
+    if slots is not None:  # asynchronous: equal fixed slots
+        band = costs.ul_band_hz / slots
+        rho = np.zeros(n) if rho is None else rho
+        if leg.prunable_bits:
+            bits = strategy.uplink_bits(global_state=state, rho=rho)
+        with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
+            d = bits / shannon_rate_bps(band, gamma)
+        return (
+            "equal_slots",
+            d,
+            band,
+            bits,
+            rho,
+            dropped,
+            {"latency_s": math.nan, "solve_time_s": 0.0},
+        )
+    allocator = world.allocator
+    if rho is None and isinstance(allocator, JointPruningAllocator) and leg.prunable_bits:
+        joint = allocator.allocate_joint(
+            fixed_s=fixed_s,
+            prunable_s=prunable_s,
+            payload_bits=np.full(n, float(leg.prunable_bits)),
+            gamma_hz=gamma,
+            weights=np.ones(n),
+            total_bandwidth_hz=costs.ul_band_hz,
+        )
+        rho, band = joint.rho, joint.bandwidth_hz
+        dropped[joint.dropped] = True
+        bits = np.asarray(strategy.uplink_bits(global_state=state, rho=rho), dtype=float)
+        more = {
+            "latency_s": joint.latency_s,
+            "solve_time_s": joint.solve_time_s,
+            "t_max_s": joint.t_max_s,
+            "certificate": joint.certificate,
+        }
+        status = joint.status
+    else:
+        rho = np.zeros(n) if rho is None else rho
+        if leg.prunable_bits:
+            bits = np.asarray(strategy.uplink_bits(global_state=state, rho=rho), dtype=float)
+        alloc: Allocation = allocator.allocate(
+            demand_bits=bits,
+            gamma_hz=gamma,
+            fixed_time_s=fixed_s + (1.0 - rho) * prunable_s,
+            total_bandwidth_hz=costs.ul_band_hz,
+        )
+        band, status = alloc.bandwidth_hz, alloc.status
+        more = {"latency_s": alloc.latency_s, "solve_time_s": alloc.solve_time_s}
+    d = transfer_s(bits, shannon_rate_bps(band, gamma))
+    return status, d, band, bits, rho, dropped, more
