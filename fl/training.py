@@ -122,6 +122,10 @@ def train_cohort(
     *,
     stacked_start: bool = False,
     grad_masks: dict[str, torch.Tensor] | None = None,
+    frozen: ModelState | None = None,
+    lr_by_name: dict[str, float] | None = None,
+    grad_offsets: ModelState | None = None,
+    client_inputs: torch.Tensor | None = None,
 ) -> CohortResult:
     """Train C clients from the same ``start`` parameters in one batched SGD loop.
 
@@ -140,58 +144,138 @@ def train_cohort(
     stacked_start : ``start`` already holds one slice per client [C, ...] (e.g. personal heads)
     grad_masks : per name, a 0/1 (or bool) tensor broadcastable to [C, ...]; entries with 0
         are frozen (pruned weights, or the part a phase does not train). Names absent: trained.
+    frozen : tensors every client uses but nobody trains (e.g. low-rank bases): shared, never
+        copied per client, and not returned.
+    lr_by_name : step size per parameter name (parameter groups); names absent use ``lr``.
+    grad_offsets : per name, an additive per-client term [C, ...] added to every step's
+        gradient before masking (variance correction); names absent: none.
+    client_inputs : [C, S, ...] per-client inputs for each step (e.g. random draws from each
+        client's own generator), passed to the model as a second forward argument.
     """
     c, steps, b = plan.index.shape
-    if stacked_start:
-        params = {k: v.detach().clone().requires_grad_(True) for k, v in start.items()}
-    else:
-        params = {
-            k: v.detach().unsqueeze(0).expand(c, *v.shape).clone().requires_grad_(True)
-            for k, v in start.items()
-        }
+    params = _stacked_params(start, c, stacked_start)
+    forward = _cohort_forward(model, c, frozen, client_inputs is not None)
     masks = [
         None if grad_masks is None or k not in grad_masks else grad_masks[k].to(v.dtype)
         for k, v in params.items()
     ]
+    offsets = [None if grad_offsets is None else grad_offsets.get(k) for k in params]
     leaves = list(params.values())
-    # one client (typical of asynchronous arrivals): vmap's overhead buys nothing
-    forward = _single_client_forward(model) if c == 1 else _vmapped_forward(model)
+    step_sizes = None if lr_by_name is None else [-lr_by_name.get(k, lr) for k in params]
     loss_sum = torch.zeros(c)
     active_steps = torch.zeros(c)
     for s in range(steps):
-        idx = plan.index[:, s]
         mask = plan.mask[:, s]
-        logits = forward(params, x[idx])  # [C, B, classes]
-        ce = nn.functional.cross_entropy(
-            logits.reshape(c * b, -1), y[idx].reshape(-1), reduction="none"
-        ).reshape(c, b)
-        per_client = (ce * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        per_client = _step_losses(forward, params, x, y, plan, s, client_inputs)
         grads = torch.autograd.grad(per_client.sum(), leaves)
+        if grad_offsets is not None:  # a fully masked step takes no step, offset included
+            on = (mask.sum(dim=1) > 0).float()
+            grads = tuple(
+                g if o is None else g + o * on.reshape(c, *[1] * (o.dim() - 1))
+                for g, o in zip(grads, offsets, strict=True)
+            )
         if grad_masks is not None:
             grads = tuple(g if m is None else g * m for g, m in zip(grads, masks, strict=True))
         with torch.no_grad():
-            torch._foreach_add_(leaves, grads, alpha=-lr)
             active = (mask.sum(dim=1) > 0).float()
+            if step_sizes is None:
+                torch._foreach_add_(leaves, grads, alpha=-lr)
+            else:
+                torch._foreach_add_(leaves, torch._foreach_mul(grads, step_sizes))
             loss_sum += per_client.detach() * active
             active_steps += active
     stacked = {k: v.detach() for k, v in params.items()}
     return CohortResult(stacked, loss_sum / active_steps.clamp(min=1.0))
 
 
-def _vmapped_forward(model: nn.Module):
-    """``vmap(functional_call(model))``: parameters [C, ...] and inputs [C, B, ...] in."""
+def cohort_gradients(
+    model: nn.Module,
+    start: ModelState,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    plan: BatchPlan,
+    *,
+    stacked_start: bool = False,
+    frozen: ModelState | None = None,
+    client_inputs: torch.Tensor | None = None,
+) -> CohortResult:
+    """A gradient-only pass: each client's mean gradient over its plan's batches at its
+    starting parameters, no step taken (e.g. FeDLRT's basis gradients).
 
-    def forward(p: ModelState, xb: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, p, (xb,))
+    Returns the gradients stacked [C, ...] per name (in ``stacked_state``) and each client's
+    mean loss. Fully masked steps contribute nothing; a client with no data gets zeros.
+    """
+    c, steps, _ = plan.index.shape
+    params = _stacked_params(start, c, stacked_start)
+    forward = _cohort_forward(model, c, frozen, client_inputs is not None)
+    leaves = list(params.values())
+    total = [torch.zeros_like(v) for v in leaves]
+    loss_sum = torch.zeros(c)
+    active_steps = torch.zeros(c)
+    for s in range(steps):
+        per_client = _step_losses(forward, params, x, y, plan, s, client_inputs)
+        grads = torch.autograd.grad(per_client.sum(), leaves)
+        with torch.no_grad():
+            torch._foreach_add_(total, grads)
+            active = (plan.mask[:, s].sum(dim=1) > 0).float()
+            loss_sum += per_client.detach() * active
+            active_steps += active
+    count = active_steps.clamp(min=1.0)
+    mean = {
+        k: (g / count.reshape(c, *[1] * (g.dim() - 1))).detach()
+        for k, g in zip(params, total, strict=True)
+    }
+    return CohortResult(mean, loss_sum / count)
+
+
+def _stacked_params(start: ModelState, c: int, stacked_start: bool) -> ModelState:
+    if stacked_start:
+        return {k: v.detach().clone().requires_grad_(True) for k, v in start.items()}
+    return {
+        k: v.detach().unsqueeze(0).expand(c, *v.shape).clone().requires_grad_(True)
+        for k, v in start.items()
+    }
+
+
+def _cohort_forward(model: nn.Module, c: int, frozen: ModelState | None, with_inputs: bool):
+    # one client (typical of asynchronous arrivals): vmap's overhead buys nothing
+    if c == 1:
+        return _single_client_forward(model, frozen, with_inputs)
+    return _vmapped_forward(model, frozen, with_inputs)
+
+
+def _step_losses(forward, params, x, y, plan: BatchPlan, s: int, client_inputs):
+    """Each client's masked mean cross-entropy [C] on its mini-batch of step ``s``."""
+    c, _, b = plan.index.shape
+    idx = plan.index[:, s]
+    mask = plan.mask[:, s]
+    extra = () if client_inputs is None else (client_inputs[:, s],)
+    logits = forward(params, x[idx], *extra)  # [C, B, classes]
+    ce = nn.functional.cross_entropy(
+        logits.reshape(c * b, -1), y[idx].reshape(-1), reduction="none"
+    ).reshape(c, b)
+    return (ce * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def _vmapped_forward(model: nn.Module, frozen: ModelState | None = None, with_inputs=False):
+    """``vmap(functional_call(model))``: parameters [C, ...] and inputs [C, B, ...] in; the
+    ``frozen`` tensors are closed over, so vmap shares them unbatched across clients."""
+    shared = frozen or {}
+
+    def forward(p: ModelState, xb: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, {**p, **shared}, (xb, *extra))
 
     return vmap(forward)
 
 
-def _single_client_forward(model: nn.Module):
+def _single_client_forward(model: nn.Module, frozen: ModelState | None = None, with_inputs=False):
     """The batched forward's signature for C = 1, without vmap: [1, ...] in, [1, B, K] out."""
+    shared = frozen or {}
 
-    def forward(p: ModelState, xb: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, {k: v[0] for k, v in p.items()}, (xb[0],)).unsqueeze(0)
+    def forward(p: ModelState, xb: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        one = {k: v[0] for k, v in p.items()}
+        args = (xb[0], *(e[0] for e in extra))
+        return functional_call(model, {**one, **shared}, args).unsqueeze(0)
 
     return forward
 
@@ -203,14 +287,29 @@ def train_cohort_loop(
     y: torch.Tensor,
     plan: BatchPlan,
     lr: float,
+    *,
+    stacked_start: bool = False,
+    grad_masks: dict[str, torch.Tensor] | None = None,
+    frozen: ModelState | None = None,
+    lr_by_name: dict[str, float] | None = None,
+    grad_offsets: ModelState | None = None,
+    client_inputs: torch.Tensor | None = None,
 ) -> CohortResult:
-    """Same as :func:`train_cohort`, one client at a time with ``torch.optim.SGD``."""
+    """Same as :func:`train_cohort`, one client at a time with ``torch.optim.SGD`` (one
+    parameter group per name, so each can have its own step size)."""
     c, steps, _ = plan.index.shape
+    frozen = frozen or {}
     states, losses = [], []
     for i in range(c):
         model = model_factory()
-        model.load_state_dict(start)
-        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        own = {k: (v[i] if stacked_start else v) for k, v in start.items()}
+        model.load_state_dict({**own, **frozen}, strict=False)
+        named = dict(model.named_parameters())
+        for k in frozen:
+            named[k].requires_grad_(False)
+        trained = [k for k in own if k in named]  # parameters (buffers are not trained)
+        groups = [{"params": [named[k]], "lr": (lr_by_name or {}).get(k, lr)} for k in trained]
+        opt = torch.optim.SGD(groups, lr=lr)
         total, count = 0.0, 0
         for s in range(steps):
             mask = plan.mask[i, s]
@@ -218,12 +317,23 @@ def train_cohort_loop(
                 continue
             idx = plan.index[i, s]
             opt.zero_grad()
-            loss = _masked_loss(model(x[idx]), y[idx], mask)
+            extra = () if client_inputs is None else (client_inputs[i, s],)
+            loss = _masked_loss(model(x[idx], *extra), y[idx], mask)
             loss.backward()
+            with torch.no_grad():
+                for k in trained:
+                    g = named[k].grad
+                    if g is None:  # a parameter this step's forward did not use
+                        continue
+                    if grad_offsets is not None and k in grad_offsets:
+                        g += grad_offsets[k][i]
+                    if grad_masks is not None and k in grad_masks:
+                        g *= grad_masks[k][i] if grad_masks[k].dim() > g.dim() else grad_masks[k]
             opt.step()
             total += float(loss.detach())
             count += 1
-        states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        final = model.state_dict()
+        states.append({k: final[k].detach().clone() for k in own})
         losses.append(total / max(count, 1))
-    stacked = {k: torch.stack([s[k] for s in states]) for k in start}
+    stacked = {k: torch.stack([s[k] for s in states]) for k in states[0]}
     return CohortResult(stacked, torch.tensor(losses))

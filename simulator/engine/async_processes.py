@@ -63,16 +63,16 @@ class AsyncJob:
     @property
     def uplink_bits(self) -> int:
         """Bits this job sends to the server once delivered."""
-        legs = self.phases.legs
+        steps = self.phases.steps
         return int(
-            sum(b for b, leg in zip(self.phases.bits, legs, strict=True) if leg.kind == "uplink")
+            sum(b for b, s in zip(self.phases.bits, steps, strict=True) if s.kind == "uplink")
         )
 
     @property
     def downlink_s(self) -> float:
-        legs = self.phases.legs
+        steps = self.phases.steps
         return sum(
-            t for t, leg in zip(self.phases.duration_s, legs, strict=True) if leg.kind == "downlink"
+            t for t, s in zip(self.phases.duration_s, steps, strict=True) if s.kind == "downlink"
         )
 
 
@@ -103,7 +103,7 @@ class Pending:
 def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
     """The synchronous job's phases (shared code), then post the outcome as an arrival."""
     outcome = yield from client_job(env, ctx, job.phases)
-    kinds = [leg.kind for leg in job.phases.legs]
+    kinds = [step.kind for step in job.phases.steps]
     spent = outcome.spent_s
     arrivals.put(
         Arrival(
@@ -158,7 +158,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
             job_idx=jobs_done[candidates],
             slots=slots,
         )
-        phases = stage_jobs(plan, ctx.version, no_stage[: candidates.size], 0)
+        phases = stage_jobs(plan, ctx.version, no_stage[: candidates.size], 0, ctx.device_stats)
         downlink = np.array([leg.kind == "downlink" for leg in plan.legs])
         bits_down = plan.bits[downlink].sum(axis=0).tolist()
         for i, dev in enumerate(candidates.tolist()):

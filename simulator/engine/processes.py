@@ -78,17 +78,41 @@ def check_target(ctx: RunContext, row: dict) -> None:
 
 
 @dataclass(frozen=True)
+class LegStep:
+    """How a job runs one leg, shared by every job of a stage: names, the event that starts
+    it, whether the event shows a band, the per-device bits counter it adds to."""
+
+    name: str
+    kind: str
+    start_event: str
+    shows_band: bool
+    bits_counter: np.ndarray | None
+
+    @classmethod
+    def of(cls, leg: Leg, stats: DeviceStats) -> LegStep:
+        counter = {"downlink": stats.bits_down, "uplink": stats.bits_up, "d2d": stats.bits_d2d}
+        return cls(
+            leg.name,
+            leg.kind,
+            f"{leg.kind}_start",
+            leg.kind in ("uplink", "d2d"),
+            counter.get(leg.kind),
+        )
+
+
+@dataclass(frozen=True)
 class Job:
     """One device's part of one stage of a round: its legs in order, with per-leg lists
     (duration s, taking part, bits, band Hz) from the stage plan."""
 
     device_id: int
     round_idx: int
-    legs: tuple[Leg, ...]
+    steps: tuple[LegStep, ...]
     duration_s: list[float]
     active: list[bool]
     bits: list[float]
     bandwidth_hz: list[float]
+    done_event: str  # closes the device's stage: "upload_done" after an upload
     gamma_ul_hz: float = math.nan  # for a re-shared uplink (the duration is then unknown)
     ends_round: bool = True  # the device's last stage of the round: a delivered update
 
@@ -110,46 +134,49 @@ class JobOutcome:
 
 # The event that closes a device's stage, by the kind of its last leg (an upload that
 # reaches the server is "upload_done", as it has always been).
-_DONE_EVENT = {"uplink": "upload_done", "downlink": "downlink_done", "compute": "compute_done"}
+DONE_EVENT = {
+    "uplink": "upload_done",
+    "downlink": "downlink_done",
+    "compute": "compute_done",
+    "d2d": "d2d_done",
+}
 
 
 def client_job(env: simpy.Environment, ctx: RunContext, job: Job):
     """The device's legs one after the other; an Interrupt stops it where it is."""
-    rec, stats = ctx.recorder, ctx.device_stats
+    rec, stats, shared = ctx.recorder, ctx.device_stats, ctx.shared_uplink
     dev, rnd = job.device_id, job.round_idx
-    spent = [0.0] * len(job.legs)
+    duration, active = job.duration_s, job.active
+    spent = [0.0] * len(job.steps)
     j = 0
     leg_start = env.now
     try:
-        for j, leg in enumerate(job.legs):
-            if not job.active[j]:
+        for j, step in enumerate(job.steps):
+            if not active[j]:
                 continue
-            kind, leg_start = leg.kind, env.now
-            if kind == "uplink" and ctx.shared_uplink is not None:
+            leg_start = env.now
+            if shared is not None and step.kind == "uplink":
                 # duration unknown: the share changes as other transfers start and end
-                rec.event(env.now, "uplink_start", dev, rnd, leg=leg.name)
-                yield from ctx.shared_uplink.send(dev, job.bits[j], job.gamma_ul_hz)
+                rec.event(leg_start, "uplink_start", dev, rnd, leg=step.name)
+                yield from shared.send(dev, job.bits[j], job.gamma_ul_hz)
                 spent[j] = env.now - leg_start
             else:
-                band = job.bandwidth_hz[j] if kind in ("uplink", "d2d") else math.nan
-                rec.event(env.now, f"{kind}_start", dev, rnd, job.duration_s[j], band, leg=leg.name)
-                yield env.timeout(job.duration_s[j])
-                spent[j] = job.duration_s[j]
-            if kind == "downlink":
-                stats.bits_down[dev] += int(job.bits[j])
-            elif kind == "uplink":
-                stats.bits_up[dev] += int(job.bits[j])
-            elif kind == "d2d":
-                stats.bits_d2d[dev] += int(job.bits[j])
-        last = max(i for i, a in enumerate(job.active) if a)
-        rec.event(env.now, _DONE_EVENT.get(job.legs[last].kind, "d2d_done"), dev, rnd)
+                d = duration[j]
+                band = job.bandwidth_hz[j] if step.shows_band else math.nan
+                rec.event(leg_start, step.start_event, dev, rnd, d, band, leg=step.name)
+                yield env.timeout(d)
+                # an upload's time is read off the clock, as for the re-shared uplink
+                spent[j] = env.now - leg_start if step.kind == "uplink" else d
+            if step.bits_counter is not None:
+                step.bits_counter[dev] += int(job.bits[j])
+        rec.event(env.now, job.done_event, dev, rnd)
         if job.ends_round:
             stats.updates[dev] += 1
-        return JobOutcome(dev, len(job.legs), "", env.now, spent)
+        return JobOutcome(dev, len(job.steps), "", env.now, spent)
     except simpy.Interrupt as stop:
         spent[j] = env.now - leg_start
         reason = str(stop.cause)
-        rec.event(env.now, "failure", dev, rnd, detail=reason, leg=job.legs[j].name)
+        rec.event(env.now, "failure", dev, rnd, detail=reason, leg=job.steps[j].name)
         stats.failures[dev] += 1
         stats.jobs[dev] += not job.ends_round  # counted once per round, below otherwise
         return JobOutcome(dev, j, reason, env.now, spent)
@@ -284,14 +311,35 @@ def energy_j(world: World, device_ids, compute_spent_s, uplink_spent_s) -> tuple
     return float(compute), float(transmit.sum())
 
 
-def stage_jobs(plan: StagePlan, round_idx: int, last_active_stage: np.ndarray, stage_idx: int):
+def stage_jobs(
+    plan: StagePlan,
+    round_idx: int,
+    last_active_stage: np.ndarray,
+    stage_idx: int,
+    stats: DeviceStats,
+) -> list[Job]:
     """The stage plan as one :class:`Job` per device (lists: cheap to read leg by leg)."""
+    steps = tuple(LegStep.of(leg, stats) for leg in plan.legs)
     duration, active = plan.duration_s.T.tolist(), plan.active.T.tolist()
     bits, band = plan.bits.T.tolist(), plan.bandwidth_hz.T.tolist()
     gamma = plan.gamma_ul_hz.tolist()
     ends = (last_active_stage == stage_idx).tolist()
+    # each device's last leg names the event that closes its stage
+    last = len(steps) - 1 - np.argmax(plan.active[::-1], axis=0)
+    done = [DONE_EVENT[steps[j].kind] for j in last.tolist()]
     return [
-        Job(dev, round_idx, plan.legs, duration[i], active[i], bits[i], band[i], gamma[i], ends[i])
+        Job(
+            dev,
+            round_idx,
+            steps,
+            duration[i],
+            active[i],
+            bits[i],
+            band[i],
+            done[i],
+            gamma[i],
+            ends[i],
+        )
         for i, dev in enumerate(plan.device_ids.tolist())
     ]
 
@@ -378,7 +426,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
                 rec.event(env.now, "failure", dev, round_idx, detail=reason)
                 failures.append(Failure(dev, reason, env.now))
                 alive[slot[i]] = False
-            jobs = stage_jobs(plan, round_idx, last_active_stage[slot], stage_idx)
+            jobs = stage_jobs(plan, round_idx, last_active_stage[slot], stage_idx, ctx.device_stats)
             procs: list[simpy.Process] = []
             for i in np.flatnonzero(reachable & taking_part).tolist():
                 proc = env.process(client_job(env, ctx, jobs[i]))

@@ -79,6 +79,11 @@ def simulate_world(
         server = env.process(sync_server(env, ctx))
     env.run(until=server)
     ctx.end_s = env.now
+    # Jobs still in flight when the run stops (a time limit) are closed now, in device order,
+    # so their counters land before the tables are built, not whenever the garbage collector
+    # reaches them.
+    for dev in sorted(ctx.running):
+        ctx.running[dev]._generator.close()
     return recorder, ctx
 
 

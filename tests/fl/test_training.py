@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from fl.models import mlp, small_cnn
-from fl.training import LocalWork, plan_batches, train_cohort, train_cohort_loop
+from fl.training import (
+    LocalWork,
+    cohort_gradients,
+    plan_batches,
+    train_cohort,
+    train_cohort_loop,
+)
 
 
 @pytest.fixture
@@ -88,3 +94,117 @@ def test_samples_processed_drive_compute_time():
     n = np.array([0, 3, 100])
     assert LocalWork(16, 0.1, steps=10).samples_processed(n).tolist() == [0, 160, 160]
     assert LocalWork(16, 0.1, epochs=2).samples_processed(n).tolist() == [0, 6, 200]
+
+
+class TwoInputs(torch.nn.Module):
+    """``W2 relu(W1 x + b1 + A z) + b2``: a hidden layer that also reads a per-client input."""
+
+    def __init__(self):
+        super().__init__()
+        self.flat = torch.nn.Flatten()
+        self.l1 = torch.nn.Linear(64, 12)
+        self.noise = torch.nn.Linear(3, 12, bias=False)
+        self.l2 = torch.nn.Linear(12, 10)
+
+    def forward(self, x, z=None):
+        h = self.l1(self.flat(x))
+        if z is not None:
+            h = h + self.noise(z)
+        return self.l2(torch.relu(h))
+
+
+def _two_inputs():
+    torch.manual_seed(5)
+    return TwoInputs()
+
+
+def test_every_extension_at_once_equals_the_per_client_loop(data):
+    """Per-client starts, gradient masks, frozen shared tensors, per-name step sizes, an
+    additive per-client gradient term and per-client inputs: the batched call and the loop
+    (one SGD parameter group per name) agree."""
+    x, y = data
+    work = LocalWork(batch_size=8, lr=0.1, steps=4)
+    clients = [np.arange(0, 5), np.arange(5, 40), np.arange(40, 90), np.arange(0)]
+    plan = plan_batches(clients, work, [np.random.default_rng(10 + i) for i in range(4)])
+    gen = torch.Generator().manual_seed(3)
+    base = _start(_two_inputs())
+    frozen = {"noise.weight": base.pop("noise.weight")}
+    c = 4
+    start = {k: v + 0.1 * torch.randn(c, *v.shape, generator=gen) for k, v in base.items()}
+    masks = {"l1.weight": (torch.rand(c, 12, 64, generator=gen) > 0.3).float()}
+    offsets = {"l2.weight": 0.05 * torch.randn(c, 10, 12, generator=gen)}
+    inputs = torch.randn(c, 4, 8, 3, generator=gen)
+    kwargs = dict(
+        stacked_start=True,
+        grad_masks=masks,
+        frozen=frozen,
+        lr_by_name={"l2.weight": 0.3, "l1.bias": 0.01},
+        grad_offsets=offsets,
+        client_inputs=inputs,
+    )
+    batched = train_cohort(_two_inputs(), start, x, y, plan, work.lr, **kwargs)
+    looped = train_cohort_loop(_two_inputs, start, x, y, plan, work.lr, **kwargs)
+    assert set(batched.stacked_state) == set(start)  # frozen tensors are not returned
+    for k in start:
+        torch.testing.assert_close(batched.stacked_state[k], looped.stacked_state[k])
+        assert not torch.equal(batched.stacked_state[k][:3], start[k][:3])
+    torch.testing.assert_close(batched.train_loss, looped.train_loss.float())
+    # a masked entry never moves; the client with no data never moves, offset or not
+    still = masks["l1.weight"] == 0
+    assert torch.equal(batched.stacked_state["l1.weight"][still], start["l1.weight"][still])
+    for k in start:
+        assert torch.equal(batched.stacked_state[k][3], start[k][3])
+
+
+def test_masked_training_from_different_starts_equals_the_loop(data):
+    """Pruning's use: stacked per-device starts and 0/1 masks (a doubled masked gradient, or a
+    mask ignored, shows here)."""
+    x, y = data
+    work = LocalWork(batch_size=8, lr=0.2, steps=5)
+    clients = [np.arange(0, 30), np.arange(30, 70), np.arange(70, 75)]
+    plan = plan_batches(clients, work, [np.random.default_rng(i) for i in range(3)])
+    torch.manual_seed(2)
+    base = _start(mlp((1, 8, 8), [16], 10))
+    gen = torch.Generator().manual_seed(9)
+    start = {k: v + 0.2 * torch.randn(3, *v.shape, generator=gen) for k, v in base.items()}
+    masks = {k: (torch.rand(3, *v.shape, generator=gen) > 0.5).float() for k, v in base.items()}
+    batched = train_cohort(
+        mlp((1, 8, 8), [16], 10), start, x, y, plan, work.lr, stacked_start=True, grad_masks=masks
+    )
+    looped = train_cohort_loop(
+        lambda: mlp((1, 8, 8), [16], 10),
+        start,
+        x,
+        y,
+        plan,
+        work.lr,
+        stacked_start=True,
+        grad_masks=masks,
+    )
+    for k in start:
+        torch.testing.assert_close(batched.stacked_state[k], looped.stacked_state[k])
+
+
+def test_gradient_only_pass_takes_no_step_and_averages_the_batches(data):
+    x, y = data
+    work = LocalWork(batch_size=8, lr=0.1, steps=3)
+    clients = [np.arange(0, 24), np.arange(24, 30), np.arange(0)]
+    plan = plan_batches(clients, work, [np.random.default_rng(i) for i in range(3)])
+    torch.manual_seed(4)
+    model = mlp((1, 8, 8), [16], 10)
+    start = _start(model)
+    grads = cohort_gradients(model, start, x, y, plan)
+    for i in range(2):  # by hand: the mean over the client's steps of each step's gradient
+        expected = {k: torch.zeros_like(v) for k, v in start.items()}
+        for s in range(3):
+            m = mlp((1, 8, 8), [16], 10)
+            m.load_state_dict(start)
+            idx, mask = plan.index[i, s], plan.mask[i, s]
+            ce = torch.nn.functional.cross_entropy(m(x[idx]), y[idx], reduction="none")
+            ((ce * mask).sum() / mask.sum()).backward()
+            for k, p in m.named_parameters():
+                expected[k] += p.grad / 3
+        for k in start:
+            torch.testing.assert_close(grads.stacked_state[k][i], expected[k])
+    for k in start:  # no data: zero gradient
+        assert torch.count_nonzero(grads.stacked_state[k][2]) == 0
