@@ -25,11 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from timing import median_s  # noqa: E402
 
+from channels.joint_instances import physical_instance, pruning_active_instance
 from channels.joint_pruning import (  # noqa: E402
     JointPruningProblem,
     kkt_certificate,
-    physical_instance,
-    pruning_active_instance,
     solve_kkt,
 )
 

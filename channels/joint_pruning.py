@@ -272,68 +272,6 @@ def solve_kkt(inst: JointInstance, *, tol: float = 1e-12) -> JointSolution:
     return JointSolution(rho_for_bandwidth(inst, b), b, lam, "optimal")
 
 
-def _draw_devices(m: int, rng: np.random.Generator):
-    """(fixed_s, prunable_s, payload_bits, gamma_hz) [m] of the standard setup (notes, 9)."""
-    d_km = np.sqrt(rng.uniform(0.05**2, 0.5**2, m))
-    loss_db = 128.1 + 37.6 * np.log10(d_km)
-    gamma = 0.2 * 10 ** (-loss_db / 10) / 10 ** ((-174 - 30) / 10) * rng.exponential(1.0, m)
-    cpu = rng.uniform(0.5e9, 2e9, m)
-    cycles_global = 16 * 5 * rng.uniform(1e4, 3e4, m) * 40
-    fixed = cycles_global / 9 / cpu + 0.01  # personalised steps + downlink
-    prunable = cycles_global / cpu
-    return fixed, prunable, np.full(m, 5e5), gamma
-
-
-def physical_instance(
-    n: int, seed: int, deadline_ratio: float, budget_hz: float, rho_max: float = 0.9
-) -> JointInstance:
-    """A reproducible P1 instance from the standard wireless-FL setup (notes, section 9):
-    macro path loss at 50-500 m with Rayleigh fading, 23 dBm, -174 dBm/Hz, CPUs 0.5-2 GHz,
-    a 0.5 Mbit global part; ``T_max`` is ``deadline_ratio`` x the *slowest* device's unpruned
-    equal-share round. With many devices that leaves most of them slack (few prune).
-    Used by the tests and the benchmark."""
-    fixed, prunable, payload, gamma = _draw_devices(n, np.random.default_rng(seed))
-    probe = JointInstance(fixed, prunable, payload, gamma, np.ones(n), budget_hz, 1.0, rho_max)
-    unpruned = latency_s(probe, np.zeros(n), np.full(n, budget_hz / n)).max()
-    weights = np.ones(n) / n
-    return JointInstance(
-        fixed, prunable, payload, gamma, weights, budget_hz, deadline_ratio * unpruned, rho_max
-    )
-
-
-def pruning_active_instance(
-    n: int, seed: int, deadline_ratio: float, budget_hz: float, rho_max: float = 0.9
-) -> JointInstance:
-    """Like :func:`physical_instance`, but ``T_max`` is ``deadline_ratio`` x the *median*
-    unpruned equal-share round, so a large part of the cohort must prune (the regime of
-    ``scenarios/pruning_kkt.yaml``). A device that could not meet ``T_max`` even alone with
-    the whole band at ``rho_max`` (a deep fade) is replaced by the next draw, as the
-    allocator's drop mode would leave it out. Raises ValueError when 2n + 10 draws do not give
-    n such devices."""
-    m = 2 * n + 10
-    fixed, prunable, payload, gamma = _draw_devices(m, np.random.default_rng(seed))
-    probe = JointInstance(fixed, prunable, payload, gamma, np.ones(m), budget_hz, 1.0, rho_max)
-    t_max = deadline_ratio * float(np.median(latency_s(probe, np.zeros(m), budget_hz / n)[:n]))
-    probe = JointInstance(fixed, prunable, payload, gamma, np.ones(m), budget_hz, t_max, rho_max)
-    reachable = np.isfinite(bandwidth_for_kept_fraction(probe, 1.0 - rho_max))
-    reachable &= (probe.slack_s > 0) & (
-        latency_s(probe, np.full(m, rho_max), np.full(m, budget_hz)) <= t_max
-    )
-    keep = np.flatnonzero(reachable)[:n]
-    if keep.size < n:
-        raise ValueError(f"only {keep.size} of {m} drawn devices can meet T_max = {t_max:.3g} s")
-    return JointInstance(
-        fixed[keep],
-        prunable[keep],
-        payload[keep],
-        gamma[keep],
-        np.ones(n) / n,
-        budget_hz,
-        t_max,
-        rho_max,
-    )
-
-
 # Above this many devices P1 is canonicalised afresh at every solve instead of through its DPP
 # compilation: DPP's parameter map grows as n^2 (measured peak memory 518 MB at 500 devices,
 # 1.7 GB at 1,000, 6.6 GB at 2,000; 10,000 would need 52 GB) and its re-solves stop being
@@ -361,9 +299,10 @@ class JointPruningProblem:
 
     Measured accuracy (``tests/channels/test_joint_pruning.py``, ``bench_joint_allocation``):
     on cohorts where pruning is active for a good part of the devices
-    (:func:`pruning_active_instance`) it agrees with the closed form to ~1e-8 in the objective
-    up to 1,000 devices. On near-degenerate cohorts (hundreds of devices at their bounds, one
-    pruned: :func:`physical_instance` with a deadline set by the slowest device) Clarabel
+    (``channels.joint_instances.pruning_active_instance``) it agrees with the closed form to
+    ~1e-8 in the objective up to 1,000 devices. On near-degenerate cohorts (hundreds of devices
+    at their bounds, one pruned: ``physical_instance`` with a deadline set by the slowest
+    device) Clarabel
     reports ``optimal_inaccurate`` or fails beyond ~100 devices; the allocator then falls back
     to the closed form.
     """

@@ -63,17 +63,13 @@ class AsyncJob:
     @property
     def uplink_bits(self) -> int:
         """Bits this job sends to the server once delivered."""
-        steps = self.phases.steps
-        return int(
-            sum(b for b, s in zip(self.phases.bits, steps, strict=True) if s.kind == "uplink")
-        )
+        table = self.phases.table
+        return int(table.kind_sum(table.bits, self.phases.slot, "uplink"))
 
     @property
     def downlink_s(self) -> float:
-        steps = self.phases.steps
-        return sum(
-            t for t, s in zip(self.phases.duration_s, steps, strict=True) if s.kind == "downlink"
-        )
+        table = self.phases.table
+        return table.kind_sum(table.duration_s, self.phases.slot, "downlink")
 
 
 @dataclass
@@ -103,7 +99,7 @@ class Pending:
 def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
     """The synchronous job's phases (shared code), then post the outcome as an arrival."""
     outcome = yield from client_job(env, ctx, job.phases)
-    kinds = [step.kind for step in job.phases.steps]
+    kinds = [step.kind for step in job.phases.table.steps]
     spent = outcome.spent_s
     arrivals.put(
         Arrival(

@@ -77,7 +77,7 @@ def check_target(ctx: RunContext, row: dict) -> None:
         ctx.notes.append(f"target accuracy {target} reached at version {row['version']}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LegStep:
     """How a job runs one leg, shared by every job of a stage: names, the event that starts
     it, whether the event shows a band, the per-device bits counter it adds to."""
@@ -100,24 +100,49 @@ class LegStep:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class StageTable:
+    """A stage plan in the form jobs read it, shared by every job of the stage: per leg, a
+    list over the stage's devices (duration s, taking part, bits, band Hz). One table per
+    stage, not lists per job: 10^4 jobs a round would otherwise keep the garbage collector
+    busy."""
+
+    steps: tuple[LegStep, ...]
+    duration_s: list[list[float]]
+    active: list[list[bool]]
+    bits: list[list[float]]
+    bandwidth_hz: list[list[float]]
+
+    @classmethod
+    def of(cls, plan: StagePlan, stats: DeviceStats) -> StageTable:
+        return cls(
+            tuple(LegStep.of(leg, stats) for leg in plan.legs),
+            plan.duration_s.tolist(),
+            plan.active.tolist(),
+            plan.bits.tolist(),
+            plan.bandwidth_hz.tolist(),
+        )
+
+    def kind_sum(self, values: list[list[float]], slot: int, kind: str) -> float:
+        """Sum of ``values`` over this device's legs of one kind (e.g. its uplink bits)."""
+        return sum(v[slot] for v, step in zip(values, self.steps, strict=True) if step.kind == kind)
+
+
+@dataclass(slots=True)
 class Job:
-    """One device's part of one stage of a round: its legs in order, with per-leg lists
-    (duration s, taking part, bits, band Hz) from the stage plan."""
+    """One device's part of one stage of a round: column ``slot`` of the stage's table.
+    (Not frozen: a frozen dataclass costs microseconds per field at 10^4 jobs a round.)"""
 
     device_id: int
     round_idx: int
-    steps: tuple[LegStep, ...]
-    duration_s: list[float]
-    active: list[bool]
-    bits: list[float]
-    bandwidth_hz: list[float]
+    table: StageTable
+    slot: int
     done_event: str  # closes the device's stage: "upload_done" after an upload
     gamma_ul_hz: float = math.nan  # for a re-shared uplink (the duration is then unknown)
     ends_round: bool = True  # the device's last stage of the round: a delivered update
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class JobOutcome:
     """What a job achieved: time spent per leg (s), and the failure reason if it stopped."""
 
@@ -145,38 +170,38 @@ DONE_EVENT = {
 def client_job(env: simpy.Environment, ctx: RunContext, job: Job):
     """The device's legs one after the other; an Interrupt stops it where it is."""
     rec, stats, shared = ctx.recorder, ctx.device_stats, ctx.shared_uplink
-    dev, rnd = job.device_id, job.round_idx
-    duration, active = job.duration_s, job.active
-    spent = [0.0] * len(job.steps)
+    event, timeout = rec.event, env.timeout
+    dev, rnd, table, i = job.device_id, job.round_idx, job.table, job.slot
+    spent = [0.0] * len(table.steps)
     j = 0
     leg_start = env.now
     try:
-        for j, step in enumerate(job.steps):
-            if not active[j]:
+        for j, step in enumerate(table.steps):
+            if not table.active[j][i]:
                 continue
             leg_start = env.now
             if shared is not None and step.kind == "uplink":
                 # duration unknown: the share changes as other transfers start and end
-                rec.event(leg_start, "uplink_start", dev, rnd, leg=step.name)
-                yield from shared.send(dev, job.bits[j], job.gamma_ul_hz)
+                event(leg_start, "uplink_start", dev, rnd, math.nan, math.nan, "", step.name)
+                yield from shared.send(dev, table.bits[j][i], job.gamma_ul_hz)
                 spent[j] = env.now - leg_start
             else:
-                d = duration[j]
-                band = job.bandwidth_hz[j] if step.shows_band else math.nan
-                rec.event(leg_start, step.start_event, dev, rnd, d, band, leg=step.name)
-                yield env.timeout(d)
+                d = table.duration_s[j][i]
+                band = table.bandwidth_hz[j][i] if step.shows_band else math.nan
+                event(leg_start, step.start_event, dev, rnd, d, band, "", step.name)
+                yield timeout(d)
                 # an upload's time is read off the clock, as for the re-shared uplink
                 spent[j] = env.now - leg_start if step.kind == "uplink" else d
             if step.bits_counter is not None:
-                step.bits_counter[dev] += int(job.bits[j])
-        rec.event(env.now, job.done_event, dev, rnd)
+                step.bits_counter[dev] += int(table.bits[j][i])
+        event(env.now, job.done_event, dev, rnd)
         if job.ends_round:
             stats.updates[dev] += 1
-        return JobOutcome(dev, len(job.steps), "", env.now, spent)
+        return JobOutcome(dev, len(spent), "", env.now, spent)
     except simpy.Interrupt as stop:
         spent[j] = env.now - leg_start
         reason = str(stop.cause)
-        rec.event(env.now, "failure", dev, rnd, detail=reason, leg=job.steps[j].name)
+        event(env.now, "failure", dev, rnd, math.nan, math.nan, reason, table.steps[j].name)
         stats.failures[dev] += 1
         stats.jobs[dev] += not job.ends_round  # counted once per round, below otherwise
         return JobOutcome(dev, j, reason, env.now, spent)
@@ -318,28 +343,16 @@ def stage_jobs(
     stage_idx: int,
     stats: DeviceStats,
 ) -> list[Job]:
-    """The stage plan as one :class:`Job` per device (lists: cheap to read leg by leg)."""
-    steps = tuple(LegStep.of(leg, stats) for leg in plan.legs)
-    duration, active = plan.duration_s.T.tolist(), plan.active.T.tolist()
-    bits, band = plan.bits.T.tolist(), plan.bandwidth_hz.T.tolist()
+    """The stage plan as one :class:`Job` per device, sharing one :class:`StageTable`."""
+    table = StageTable.of(plan, stats)
     gamma = plan.gamma_ul_hz.tolist()
     ends = (last_active_stage == stage_idx).tolist()
     # each device's last leg names the event that closes its stage
-    last = len(steps) - 1 - np.argmax(plan.active[::-1], axis=0)
-    done = [DONE_EVENT[steps[j].kind] for j in last.tolist()]
+    last = len(plan.legs) - 1 - np.argmax(plan.active[::-1], axis=0)
+    done_of = [DONE_EVENT[leg.kind] for leg in plan.legs]
+    done = [done_of[j] for j in last.tolist()]
     return [
-        Job(
-            dev,
-            round_idx,
-            steps,
-            duration[i],
-            active[i],
-            bits[i],
-            band[i],
-            done[i],
-            gamma[i],
-            ends[i],
-        )
+        Job(dev, round_idx, table, i, done[i], gamma[i], ends[i])
         for i, dev in enumerate(plan.device_ids.tolist())
     ]
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
+from channels.joint_instances import physical_instance, pruning_active_instance
 from channels.joint_pruning import (
     CVXPY_BOUND_TOL,
     CVXPY_MAX_RESIDUAL,
@@ -19,8 +20,6 @@ from channels.joint_pruning import (
     JointPruningProblem,
     kkt_certificate,
     latency_s,
-    physical_instance,
-    pruning_active_instance,
     rho_for_bandwidth,
     solve_kkt,
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from channels.factory import make_d2d_link
@@ -294,3 +295,78 @@ def test_d2d_settings_and_strategies_must_match():
         "s.yaml: channel.d2d: expected d2d settings (strategy 'fedavg' relays between "
         "devices), found none"
     )
+
+
+def test_a_round_recomputed_by_hand_from_devices_parquet(tmp_path):
+    """Everything a reader needs is in devices.parquet: position, path loss with shadowing,
+    CPU, cycles and power give round 0's latency exactly."""
+    from simulator.engine.runner import run
+
+    scenario = make_scenario(
+        {
+            "channel.pathloss": {"kind": "macro_3gpp", "shadowing_std_db": 6.0},
+            "training.mode": "none",
+        }
+    )
+    result = run(scenario, out_root=tmp_path)
+    table = pd.read_parquet(result.out_dir / "devices.parquet")
+    assert np.allclose(np.hypot(table.x_m, table.y_m), table.distance_m)
+    bits = 32 * (64 * 8 + 8 + 8 * 10 + 10)
+    n, dl_hz, ul_hz = 4, 4e6, 1e6
+    noise_w_per_hz = 10 ** ((-174 - 30) / 10)
+    totals = []
+    for d in table.itertuples():
+        gain = 10 ** (-d.pathloss_db / 10)
+        snr_dl = (watts(43.0) / n) * gain / (noise_w_per_hz * dl_hz / n)
+        snr_ul = watts(d.tx_power_dbm) * gain / (noise_w_per_hz * ul_hz / n)
+        down = bits / (dl_hz / n * math.log2(1 + snr_dl))
+        compute = d.cycles_per_sample * 2 * 8 / d.cpu_hz
+        up = bits / (ul_hz / n * math.log2(1 + snr_ul))
+        totals.append(down + compute + up)
+    row = result.metrics.to_pylist()[0]
+    assert row["round_latency_s"] == pytest.approx(max(totals), rel=1e-9)
+    assert table.bits_up.tolist() == [3 * bits] * 4 and table.bits_d2d.tolist() == [0] * 4
+    # shadowing is in the path loss column: not the bare 128.1 + 37.6 log10(d_km)
+    bare = 128.1 + 37.6 * np.log10(table.distance_m / 1000)
+    assert not np.allclose(bare, table.pathloss_db)
+
+
+@pytest.mark.parametrize(
+    ("setting", "field", "line"),
+    [
+        (
+            "channel: {d2d: {band: {kind: dedicated, bandwidth_hz: 1.0e6}}}",
+            "channel.d2d",
+            "channel.d2d: expected no d2d settings: strategy 'fedavg' sends no "
+            "device-to-device traffic, found a d2d section",
+        ),
+        (
+            "channel: {downlink: {mode: broadcast}}\nstrategy: {kind: fedasync}",
+            "channel.downlink.mode",
+            "channel.downlink.mode: expected unicast with an asynchronous strategy (each "
+            "dispatch is its own transmission), found 'broadcast'",
+        ),
+    ],
+)
+def test_protocol_settings_that_cannot_work_exit_2(tmp_path, setting, field, line):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import TINY
+
+    base = {k: v for k, v in TINY.items() if k not in ("channel", "strategy")}
+    path = tmp_path / "bad.yaml"
+    strategy = "" if "strategy" in setting else "\nstrategy: {kind: fedavg}"
+    path.write_text(yaml.safe_dump(base) + setting + strategy + "\n")
+    for command in (["validate"], ["run", "--out", str(tmp_path / "o")]):
+        out = subprocess.run(
+            [sys.executable, "-m", "simulator.cli", *command, str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.strip() == f"{path}: {line}", out.stderr
+        assert not (tmp_path / "o").exists()
