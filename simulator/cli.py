@@ -200,9 +200,35 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
 
     from simulator.errors import ScenarioError
-    from simulator.studies.sweep import load_sweep_file, run_sweep
+    from simulator.studies.sweep import (
+        SchedulerUnreachable,
+        TLSFiles,
+        check_scheduler,
+        load_sweep_file,
+        plain_tcp_warning,
+        run_sweep,
+    )
 
     err = Console(stderr=True, soft_wrap=True)
+    tls_args = (args.tls_ca_file, args.tls_cert, args.tls_key)
+    tls = TLSFiles(*tls_args) if all(tls_args) else None
+    problems = check_scheduler(args.scheduler, tls)
+    if any(tls_args) and not all(tls_args):
+        problems.append(
+            "--tls-ca-file, --tls-cert, --tls-key: expected all three, found "
+            + ", ".join(
+                f
+                for f, v in zip(("--tls-ca-file", "--tls-cert", "--tls-key"), tls_args, strict=True)
+                if v
+            )
+        )
+    if problems:
+        for line in problems:
+            print(f"wedge sweep: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    warning = plain_tcp_warning(args.scheduler)
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         sweep = load_sweep_file(args.file)
     except ScenarioError as exc:
@@ -228,9 +254,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             if not err.is_terminal:
                 print(counts, flush=True)
 
-        run_sweep(
-            sweep, args.out, workers=args.workers, scheduler=args.scheduler, on_progress=on_progress
-        )
+        try:
+            run_sweep(
+                sweep,
+                args.out,
+                workers=args.workers,
+                scheduler=args.scheduler,
+                tls=tls,
+                on_progress=on_progress,
+            )
+        except SchedulerUnreachable as exc:
+            progress.stop()
+            print(f"wedge sweep: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     from simulator.studies.results import load_sweep
 
     summary = load_sweep(folder).summary
@@ -301,9 +337,13 @@ def make_parser() -> argparse.ArgumentParser:
     p_swp.add_argument(
         "--scheduler",
         default=None,
-        metavar="tcp://HOST:PORT",
-        help="use an existing Dask cluster instead of a local one",
+        metavar="tls://HOST:PORT",
+        help="use an existing Dask cluster instead of a local one (tls:// with the three "
+        "--tls-* files; plain tcp:// lets anyone who reaches it run code on the workers)",
     )
+    p_swp.add_argument("--tls-ca-file", type=Path, default=None, help="CA certificate (PEM)")
+    p_swp.add_argument("--tls-cert", type=Path, default=None, help="client certificate (PEM)")
+    p_swp.add_argument("--tls-key", type=Path, default=None, help="client private key (PEM)")
     p_swp.set_defaults(func=cmd_sweep)
     p_rep = sub.add_parser("report", help="write PNG figures for a run or sweep folder")
     p_rep.add_argument("folder", type=Path)

@@ -1,7 +1,9 @@
 """Atomic result files: write to a temporary name in the same folder, then rename.
 
 A killed run therefore never leaves a half-written file under its final name, and a run folder
-only appears (by one rename) once everything in it is complete.
+only appears (by one rename) once everything in it is complete. Files get the permissions the
+user's umask gives a new file (``tempfile.mkstemp`` alone would leave them 0600, unreadable to
+the group a shared results folder is for).
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ import pyarrow.parquet as pq
 import yaml
 
 
+def _file_mode() -> int:
+    """0666 less the process umask: what ``open(path, "w")`` would create."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

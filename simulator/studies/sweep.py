@@ -164,15 +164,90 @@ def run_point(scenario_json: dict, points_dir: str, failed_dir: str, point_name:
         return {"ok": False, "error": error["error"], "wall_s": time.perf_counter() - started}
 
 
-def _client(scheduler: str | None, workers: int | None):
+@dataclass(frozen=True)
+class TLSFiles:
+    """Certificates for a ``tls://`` scheduler: the CA that signed the cluster's certificates,
+    and this client's certificate and key (PEM files)."""
+
+    ca_file: Path
+    cert: Path
+    key: Path
+
+
+LOOPBACK_HOSTS = ("127.", "localhost", "[::1]")
+
+
+def check_scheduler(scheduler: str | None, tls: TLSFiles | None) -> list[str]:
+    """Problems with a scheduler address and TLS files, as ``field: expected ..., found ...``
+    lines (empty when they fit together). Checked before anything runs."""
+    if scheduler is None:
+        return [] if tls is None else ["--tls-*: expected them only with --scheduler tls://..."]
+    problems = []
+    scheme = scheduler.split("://", 1)[0] if "://" in scheduler else ""
+    if scheme not in ("tcp", "tls"):
+        problems.append(
+            f"--scheduler: expected tls://HOST:PORT or tcp://HOST:PORT, found {scheduler!r}"
+        )
+    if scheme == "tls" and tls is None:
+        problems.append(
+            "--tls-ca-file, --tls-cert, --tls-key: expected all three with a tls:// scheduler, "
+            "found none"
+        )
+    if scheme == "tcp" and tls is not None:
+        problems.append(f"--scheduler: expected tls://... with --tls-* files, found {scheduler!r}")
+    if tls is not None:
+        for flag, path in (
+            ("--tls-ca-file", tls.ca_file),
+            ("--tls-cert", tls.cert),
+            ("--tls-key", tls.key),
+        ):
+            if not Path(path).is_file():
+                problems.append(f"{flag}: expected a readable PEM file, found no file at {path}")
+    return problems
+
+
+def plain_tcp_warning(scheduler: str | None) -> str | None:
+    """A one-line warning for a plain ``tcp://`` scheduler that is not on this machine."""
+    if scheduler is None or not scheduler.startswith("tcp://"):
+        return None
+    host = scheduler[len("tcp://") :]
+    if host.startswith(LOOPBACK_HOSTS):
+        return None
+    return (
+        f"warning: {scheduler} is neither encrypted nor authenticated: anyone who can reach it can "
+        "run code on every worker and read every result; use tls:// (README, multi-machine sweeps)"
+    )
+
+
+class SchedulerUnreachable(RuntimeError):
+    """The sweep could not connect to its scheduler (address, network, or certificates)."""
+
+
+def _client(scheduler: str | None, workers: int | None, tls: TLSFiles | None = None):
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler), None
+        security = None
+        if tls is not None:
+            from distributed.security import Security
+
+            security = Security(
+                tls_ca_file=str(tls.ca_file),
+                tls_client_cert=str(tls.cert),
+                tls_client_key=str(tls.key),
+                require_encryption=True,
+            )
+        try:
+            return Client(scheduler, security=security, timeout="10s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SchedulerUnreachable(f"{scheduler}: cannot connect: {reason}") from None
+    # the local default: loopback only, no dashboard (nothing listens beyond this machine)
     cluster = LocalCluster(
         n_workers=workers or os.cpu_count() or 1,
         threads_per_worker=1,
         processes=True,
+        host="127.0.0.1",
         dashboard_address=None,
         silence_logs=40,
     )
@@ -185,9 +260,11 @@ def run_sweep(
     *,
     workers: int | None = None,
     scheduler: str | None = None,
+    tls: TLSFiles | None = None,
     on_progress=None,
 ) -> Path:
-    """Run the points not yet complete on Dask, then gather the tables. Returns the folder."""
+    """Run the points not yet complete on Dask, then gather the tables. Returns the folder.
+    Raises :class:`SchedulerUnreachable` when ``scheduler`` cannot be reached."""
     from dask.distributed import as_completed
 
     folder = sweep.folder(out_root)
@@ -199,7 +276,7 @@ def run_sweep(
     if on_progress:
         on_progress(done=done, failed=0, running=0, total=len(sweep.points))
     if todo:
-        client, cluster = _client(scheduler, workers)
+        client, cluster = _client(scheduler, workers, tls)
         try:
             futures = [
                 client.submit(
