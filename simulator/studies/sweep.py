@@ -152,6 +152,8 @@ def run_point(scenario_json: dict, points_dir: str, failed_dir: str, point_name:
     started = time.perf_counter()
     try:
         result = run(scenario, out_root=points_dir)
+        # a point that failed in an earlier attempt and now completed has no error any more
+        (Path(failed_dir) / f"{point_name}.json").unlink(missing_ok=True)
         return {"ok": True, "summary": result.summary, "wall_s": time.perf_counter() - started}
     except Exception as exc:  # a point that fails must not stop the sweep
         error = {
@@ -262,9 +264,11 @@ def run_sweep(
     scheduler: str | None = None,
     tls: TLSFiles | None = None,
     on_progress=None,
+    point_runner=run_point,
 ) -> Path:
     """Run the points not yet complete on Dask, then gather the tables. Returns the folder.
-    Raises :class:`SchedulerUnreachable` when ``scheduler`` cannot be reached."""
+    Raises :class:`SchedulerUnreachable` when ``scheduler`` cannot be reached.
+    ``point_runner`` (``run_point``'s signature) runs one point in a worker."""
     from dask.distributed import as_completed
 
     folder = sweep.folder(out_root)
@@ -280,7 +284,7 @@ def run_sweep(
         try:
             futures = [
                 client.submit(
-                    run_point,
+                    point_runner,
                     p.scenario.model_dump(mode="json"),
                     str(points_dir),
                     str(failed_dir),
@@ -313,7 +317,8 @@ def run_sweep(
 
 
 def gather_tables(sweep: Sweep, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One tidy table (point x version rows) and one summary row per point, both Parquet."""
+    """One tidy table (point x version rows) and one summary row per point (``status``:
+    completed and the run's own statuses, ``failed``, or ``pending``), both Parquet."""
     import pyarrow as pa
 
     tables, summaries = [], []
@@ -347,6 +352,8 @@ def gather_tables(sweep: Sweep, folder: Path) -> tuple[pd.DataFrame, pd.DataFram
             summaries.append(
                 {"point": p.folder, **_columns(p.params), "status": "failed", "error": error}
             )
+        else:  # neither complete nor failed (an interrupted sweep): listed, never dropped
+            summaries.append({"point": p.folder, **_columns(p.params), "status": "pending"})
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     summary = pd.DataFrame(summaries)
     write_table(folder / "table.parquet", pa.Table.from_pandas(table, preserve_index=False))

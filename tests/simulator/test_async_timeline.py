@@ -3,6 +3,8 @@ and FedBuff reduces to synchronous FedAvg when every device takes the same time.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -38,11 +40,69 @@ def test_arrival_order_versions_and_staleness_by_hand():
 def test_concurrency_limit_and_redispatch():
     world = build_world({"strategy": FEDASYNC, "simulation.rounds": 6, "simulation.concurrency": 2})
     recorder, _ = simulate_world(world)
-    ev = recorder.events_table().to_pandas().sort_values("time_s", kind="stable")
-    running = 0
-    for e in ev.itertuples():
+    ev = recorder.events_table().to_pandas()
+    running, most = 0, 0
+    for e in ev.itertuples():  # the log is in event order
         running += (e.event == "downlink_start") - (e.event in ("arrival", "failure"))
-        assert running <= 2
+        most = max(most, running)
+    assert most == 2  # the bound is reached, never passed
+    # every arrival is followed at the same instant by a dispatch (its slot is refilled)
+    arrivals = ev[ev.event == "arrival"]
+    for a in arrivals.itertuples():
+        later = ev.loc[a.Index + 1 :]
+        nxt = later[later.event == "downlink_start"].iloc[0]
+        assert nxt.time_s == a.time_s
+
+
+class OfflineOnce:
+    """Device 1 goes offline at ``at_s`` and comes back ``for_s`` later; others never change."""
+
+    def __init__(self, at_s, for_s):
+        self.at_s, self.for_s = at_s, for_s
+
+    def initially_online(self, rng):
+        return True
+
+    def next_change_s(self, rng, *, device_id, online, now_s):
+        if device_id != 1:
+            return math.inf
+        if online and now_s == 0.0:
+            return self.at_s
+        return self.for_s if not online else math.inf
+
+
+def test_async_device_going_offline_fails_its_job_and_is_dispatched_again_when_back():
+    periods = [sum(expected_phases(k)) for k in range(3)]
+    down_1, compute_1, _ = expected_phases(1)
+    offline_at = down_1 + compute_1 / 2  # in the middle of device 1's first computation
+    back_at = offline_at + 0.05
+    world = build_world(
+        {
+            "strategy": FEDASYNC,
+            "simulation.rounds": 12,
+            "devices.availability": {"kind": "markov", "mean_online_s": 1, "mean_offline_s": 1},
+        }
+    )
+    world.availability = OfflineOnce(offline_at, 0.05)
+    recorder, ctx = simulate_world(world)
+    ev = recorder.events_table().to_pandas()
+    dev1 = ev[ev.device_id == 1]
+    failure = dev1[dev1.event == "failure"]
+    assert failure.time_s.tolist() == [pytest.approx(offline_at, rel=1e-12)]
+    assert failure.detail.tolist() == ["offline"] and failure.leg.tolist() == ["train"]
+    assert dev1[dev1.event == "offline"].time_s.tolist() == [pytest.approx(offline_at)]
+    online = dev1[dev1.event == "online"].time_s.tolist()
+    assert online == [pytest.approx(back_at)]
+    # dispatched again once back: the next idle check after it comes online is the next
+    # arrival of another device (the server refills free slots at arrivals)
+    redispatch = dev1[(dev1.event == "downlink_start") & (dev1.time_s > offline_at)]
+    others = sorted(m * periods[k] for k in (0, 2) for m in range(1, 20))
+    first_after = next(t for t in others if t >= back_at)
+    assert redispatch.time_s.iloc[0] == pytest.approx(first_after, rel=1e-9)
+    assert ctx.version == 12 and ctx.status == "completed"
+    # device 1 delivers again after coming back
+    assert (dev1.event == "arrival").sum() >= 1
+    assert ctx.device_stats.failures.tolist() == [0, 1, 0]
 
 
 def _identical_devices(world):

@@ -170,3 +170,43 @@ def test_minmax_allocation_makes_every_device_finish_together():
     # and it beats equal share on the same devices
     eq_round = max(sum(expected_phases(k)) for k in range(3))
     assert row["round_latency_s"] < eq_round
+
+
+@pytest.mark.parametrize("phase", ["downlink", "compute", "uplink"])
+def test_work_done_before_an_interruption_counts_in_every_phase(phase):
+    """Device 1 goes offline halfway through one phase: the time, bits and energy it spent up
+    to then are counted, nothing after."""
+    dl, cmp, ul = expected_phases(1)
+    starts = {"downlink": 0.0, "compute": dl, "uplink": dl + cmp}
+    length = {"downlink": dl, "compute": cmp, "uplink": ul}
+    t_int = starts[phase] + length[phase] / 2
+    world = build_world(
+        {
+            "simulation.rounds": 1,
+            "devices.availability": {"kind": "markov", "mean_online_s": 1, "mean_offline_s": 1},
+        }
+    )
+    world.availability = ScriptedAvailability(t_int)
+    recorder, ctx = simulate_world(world)
+    row = recorder.metrics[0]
+    p_tx_w = 10 ** ((TX_DBM - 30) / 10)
+    kappa = 1e-28
+    others_tx = sum(p_tx_w * expected_phases(k)[2] for k in (0, 2))
+    others_compute = sum(kappa * CPU_HZ[k] ** 3 * expected_phases(k)[1] for k in (0, 2))
+    uplink_part = t_int - starts["uplink"] if phase == "uplink" else 0.0
+    compute_part = {"downlink": 0.0, "compute": cmp / 2, "uplink": cmp}[phase]
+    assert row["energy_tx_j"] == pytest.approx(others_tx + p_tx_w * uplink_part, rel=1e-9)
+    assert row["energy_compute_j"] == pytest.approx(
+        others_compute + kappa * CPU_HZ[1] ** 3 * compute_part, rel=1e-9
+    )
+    stats = ctx.device_stats
+    assert stats.busy_s[1] == pytest.approx(t_int, rel=1e-9)
+    assert stats.bits_down[1] == (0 if phase == "downlink" else BITS)
+    assert stats.bits_up[1] == 0
+    assert row["bits_down"] == BITS * (2 if phase == "downlink" else 3)
+    assert row["bits_up"] == 2 * BITS
+    failure = [e for e in recorder.events_table().to_pylist() if e["event"] == "failure"]
+    assert [(f["device_id"], f["leg"], f["time_s"]) for f in failure] == [
+        (1, {"downlink": "model_down", "compute": "train", "uplink": "model_up"}[phase],
+         pytest.approx(t_int, rel=1e-12))
+    ]  # fmt: skip
