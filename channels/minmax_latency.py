@@ -200,6 +200,7 @@ class MinMaxLatencyProblem:
             t_ref = float(np.max(fixed_s + np.where(demand > 0, demand / rate, 0.0)))
         if not np.isfinite(t_ref) or t_ref <= 0:
             t_ref = 1.0
+        self.t_ref = t_ref  # the time unit of this solve (s): the equal-share latency
         self.channel.value = channel / budget if self.rate_model == "shannon" else channel
         self.demand.value = demand / (budget * t_ref)
         self.fixed.value = fixed_s / t_ref

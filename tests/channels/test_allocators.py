@@ -182,3 +182,62 @@ def test_solver_failure_falls_back_to_the_exact_solution_and_says_so():
     exact = MinMaxLatency(solver="bisection").allocate(**kw)
     assert broken.status.startswith("solver_failed") and broken.status.endswith("-> bisection")
     np.testing.assert_allclose(broken.bandwidth_hz, exact.bandwidth_hz)
+
+
+FALLBACK_CASE = dict(
+    demand_bits=np.array([1e5, 2e5, 4e5]),
+    gamma_hz=np.array([1e7, 1e8, 1e9]),
+    fixed_time_s=np.array([0.01, 0.0, 0.02]),
+    total_bandwidth_hz=1e6,
+)
+
+
+def test_a_non_optimal_status_falls_back_to_the_exact_split(monkeypatch):
+    allocator = MinMaxLatency(solver="cvxpy")
+    allocator.allocate(**FALLBACK_CASE)  # builds the cvxpy problem for 3 devices
+    problem = allocator._problems[3].problem
+
+    def infeasible(*args, **kwargs):
+        problem._status = "infeasible"
+
+    monkeypatch.setattr(problem, "solve", infeasible)
+    got = allocator.allocate(**FALLBACK_CASE)
+    exact = MinMaxLatency(solver="bisection").allocate(**FALLBACK_CASE)
+    assert got.status == "solver_failed: infeasible -> bisection"
+    np.testing.assert_array_equal(got.bandwidth_hz, exact.bandwidth_hz)
+    assert got.latency_s == exact.latency_s
+
+
+def test_a_split_worse_than_the_solver_claims_falls_back(monkeypatch):
+    allocator = MinMaxLatency(solver="cvxpy")
+    allocator.allocate(**FALLBACK_CASE)
+    prob = allocator._problems[3]
+    exact = MinMaxLatency(solver="bisection").allocate(**FALLBACK_CASE)
+    equal = EqualShare().allocate(**FALLBACK_CASE)
+
+    def claims_optimum_returns_equal_shares(*args, **kwargs):
+        prob.problem._status = "optimal"
+        prob.share.value = np.full(3, 1 / 3)  # an equal split, far from optimal
+        prob.latency.value = np.array(exact.latency_s / prob.t_ref)
+
+    monkeypatch.setattr(prob.problem, "solve", claims_optimum_returns_equal_shares)
+    got = allocator.allocate(**FALLBACK_CASE)
+    assert got.status == (
+        f"solver_failed: split achieves {equal.latency_s:.6g} s, solver claimed "
+        f"{exact.latency_s:.6g} s -> bisection"
+    )
+    np.testing.assert_array_equal(got.bandwidth_hz, exact.bandwidth_hz)
+
+
+@CVXPY_EXAMPLES
+@given(inst=instances(max_devices=12))
+def test_cvxpy_allocator_reaches_the_exact_optimum_on_every_instance(inst):
+    """No instance is assumed away: where Clarabel fails or is inaccurate, the allocator's
+    checks fall back to the exact split, so the allocation is always optimal."""
+    demand, gamma, fixed, budget = inst
+    kw = dict(demand_bits=demand, gamma_hz=gamma, fixed_time_s=fixed, total_bandwidth_hz=budget)
+    got = MinMaxLatency(solver="cvxpy").allocate(**kw)
+    exact = MinMaxLatency(solver="bisection").allocate(**kw)
+    assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-4)
+    assert got.latency_s >= exact.latency_s * (1 - 1e-9)
+    assert got.bandwidth_hz.sum() <= budget * (1 + 1e-9)
