@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -33,11 +34,23 @@ def test_adaptive_rounds_meet_the_deadline_with_certified_allocations():
 
 def test_uplink_bits_are_counted_from_the_kept_entries():
     world = build(load_scenario(SCENARIOS / "pruning_kkt.yaml", SMALL))
+    chosen = []  # the pruning ratios the allocator chose, round by round
+    real = world.strategy.uplink_bits
+
+    def spy(*, global_state, rho):
+        chosen.append(np.asarray(rho).copy())
+        return real(global_state=global_state, rho=rho)
+
+    world.strategy.uplink_bits = spy
     recorder, _ = simulate_world(world)
     rows = recorder.metrics
+    assert len(chosen) == len(rows)
     # 64x64 weights + 64 biases shared; each device sends floor((1 - rho) n) entries per tensor
-    assert all(r["bits_up"] % 32 == 0 for r in rows)
-    assert all(r["bits_up"] < 24 * 32 * (64 * 64 + 64) for r in rows)
+    for row, rho in zip(rows, chosen, strict=True):
+        kept = np.floor((1 - rho) * 4096 * (1 + 1e-12)) + np.floor((1 - rho) * 64 * (1 + 1e-12))
+        assert row["n_delivered"] == len(rho)  # nobody fails in this scenario
+        assert row["bits_up"] == 32 * int(kept.sum())
+        assert (rho > 0).any()
 
 
 def test_an_impossible_deadline_is_relaxed_and_reported():
