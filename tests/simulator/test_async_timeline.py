@@ -35,6 +35,10 @@ def test_arrival_order_versions_and_staleness_by_hand():
     assert got == expected
     assert ctx.version == 10
     assert [m["version"] for m in recorder.metrics] == list(range(1, 11))
+    # FedAsync publishes at every arrival: each version carries one model upload
+    from tests.simulator.test_timeline import BITS
+
+    assert [m["bits_up"] for m in recorder.metrics] == [BITS] * 10
 
 
 def test_concurrency_limit_and_redispatch():

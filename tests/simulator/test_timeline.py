@@ -167,6 +167,9 @@ def test_minmax_allocation_makes_every_device_finish_together():
     assert max(done) - min(done) < 1e-9 * max(done)
     row = recorder.metrics[0]
     assert row["round_latency_s"] == pytest.approx(row["predicted_latency_s"], rel=1e-9)
+    # every device finishes together: the critical path is the highest id's (device 2)
+    dl2, cmp2 = expected_phases(2)[:2]
+    assert (row["downlink_s"], row["compute_s"]) == pytest.approx((dl2, cmp2), rel=1e-9)
     # and it beats equal share on the same devices
     eq_round = max(sum(expected_phases(k)) for k in range(3))
     assert row["round_latency_s"] < eq_round
