@@ -38,9 +38,42 @@ class ShardsPartition(_Frozen):
     shards_per_device: PositiveInt = 2
 
 
+class ClusteredPartition(_Frozen):
+    """G groups of devices (device k in group k mod G), each with its own shift of the data
+    (fl/clustered.py); ``within`` splits the pool across all devices first."""
+
+    kind: Literal["clustered"]
+    groups: PositiveInt = 4
+    shift: Literal["label_permutation", "rotation", "feature_noise"] = "label_permutation"
+    permutation: Literal["shift", "random"] = Field(
+        default="shift",
+        description="label_permutation: y -> (y + g) mod classes, or a seeded permutation per "
+        "group",
+    )
+    noise_std: PositiveFloat = Field(default=0.5, description="feature_noise: pattern scale")
+    within: Annotated[IIDPartition | DirichletPartition, Field(discriminator="kind")] = (
+        IIDPartition(kind="iid")
+    )
+
+
+class NaturalPartition(_Frozen):
+    """The data's own owners: FEMNIST's writers, or the ``device`` array of an ``.npz``; one
+    owner per device (devices.count may not exceed the owners)."""
+
+    kind: Literal["natural"]
+
+
 Partition = Annotated[
-    IIDPartition | DirichletPartition | ShardsPartition, Field(discriminator="kind")
+    IIDPartition | DirichletPartition | ShardsPartition | ClusteredPartition | NaturalPartition,
+    Field(discriminator="kind"),
 ]
+
+LOCAL_TEST = Field(
+    default=None,
+    gt=0,
+    lt=1,
+    description="hold out this share of each device's data to measure personalised accuracy",
+)
 
 
 class DigitsData(_Frozen):
@@ -49,12 +82,47 @@ class DigitsData(_Frozen):
     kind: Literal["digits"]
     partition: Partition = DirichletPartition(kind="dirichlet")
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
-    local_test_fraction: float | None = Field(
-        default=None,
-        gt=0,
-        lt=1,
-        description="hold out this share of each device's data to measure personalised accuracy",
-    )
+    local_test_fraction: float | None = LOCAL_TEST
+
+
+class MnistData(_Frozen):
+    """MNIST or Fashion-MNIST from the four IDX files (raw or .gz) in ``path``; their own
+    test split."""
+
+    kind: Literal["mnist", "fashion_mnist"]
+    path: str = Field(min_length=1)
+    partition: Partition = DirichletPartition(kind="dirichlet")
+    local_test_fraction: float | None = LOCAL_TEST
+
+
+class Cifar10Data(_Frozen):
+    """CIFAR-10's python batches (data_batch_1..5, test_batch) in ``path``."""
+
+    kind: Literal["cifar10"]
+    path: str = Field(min_length=1)
+    partition: Partition = DirichletPartition(kind="dirichlet")
+    local_test_fraction: float | None = LOCAL_TEST
+
+
+class FemnistData(_Frozen):
+    """FEMNIST in LEAF's JSON layout (train/, test/ under ``path``); by default one writer per
+    device."""
+
+    kind: Literal["femnist"]
+    path: str = Field(min_length=1)
+    partition: Partition = NaturalPartition(kind="natural")
+    local_test_fraction: float | None = LOCAL_TEST
+
+
+class ArraysData(_Frozen):
+    """Any ``.npz`` with ``x`` [N, ...] and ``y`` [N] (and optional ``device`` [N], used by
+    ``partition: natural``)."""
+
+    kind: Literal["arrays"]
+    path: str = Field(min_length=1)
+    partition: Partition = IIDPartition(kind="iid")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    local_test_fraction: float | None = LOCAL_TEST
 
 
 class SyntheticData(_Frozen):
@@ -70,7 +138,10 @@ class SyntheticData(_Frozen):
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
 
 
-DataConfig = Annotated[DigitsData | SyntheticData, Field(discriminator="kind")]
+DataConfig = Annotated[
+    DigitsData | SyntheticData | MnistData | Cifar10Data | FemnistData | ArraysData,
+    Field(discriminator="kind"),
+]
 
 
 class MLPConfig(_Frozen):

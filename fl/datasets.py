@@ -32,6 +32,8 @@ class FederatedData:
     num_classes: int
     # per-device held-out indices into train_x (personalised accuracy), when configured
     client_test_indices: list[np.ndarray] | None = None
+    # the true group of each device under a clustered partition, ndarray [n_devices] int
+    device_groups: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

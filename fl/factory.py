@@ -5,22 +5,44 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from torch import nn
 
+from fl.clustered import clustered_split
 from fl.config import (
+    ArraysData,
+    Cifar10Data,
+    ClusteredPartition,
     DataConfig,
     DigitsData,
     DirichletPartition,
     FedAsyncConfig,
     FedBuffConfig,
+    FemnistData,
     IIDPartition,
+    MnistData,
+    NaturalPartition,
     OrthoFLConfig,
     Partition,
     PrunedPersonalizedConfig,
     StrategyConfig,
+    SyntheticData,
     TrainingConfig,
 )
-from fl.datasets import FederatedData, digits_pool, split_local_tests, synthetic_fedprox
+from fl.data_files import (
+    ImagePool,
+    load_arrays,
+    load_cifar10,
+    load_femnist,
+    load_mnist_like,
+)
+from fl.datasets import (
+    FederatedData,
+    digits_pool,
+    split_local_tests,
+    split_train_test,
+    synthetic_fedprox,
+)
 from fl.partition import partition_dirichlet, partition_iid, partition_shards
 from fl.staleness import Staleness
 from fl.state import ModelState
@@ -38,42 +60,112 @@ DIGITS_SHAPE = (1, 8, 8)
 
 
 def data_signature(cfg: DataConfig) -> tuple[tuple[int, ...], int]:
-    """(input_shape, num_classes) without loading the data (systems-only runs need the model)."""
+    """(input_shape, num_classes) without loading the data where the format fixes them
+    (systems-only runs need the model, not the data)."""
     if isinstance(cfg, DigitsData):
         return DIGITS_SHAPE, 10
+    if isinstance(cfg, MnistData):
+        return (1, 28, 28), 10
+    if isinstance(cfg, Cifar10Data):
+        return (3, 32, 32), 10
+    if isinstance(cfg, FemnistData):
+        return (1, 28, 28), 62
+    if isinstance(cfg, ArraysData):
+        pool = load_arrays(cfg.path)
+        return tuple(pool.train_x.shape[1:]), pool.num_classes
     return (cfg.dim,), cfg.num_classes
 
 
-def partition(cfg: Partition, labels: np.ndarray, num_devices: int, rng: np.random.Generator):
+def partition(
+    cfg: Partition,
+    labels: np.ndarray,
+    num_devices: int,
+    rng: np.random.Generator,
+    owner: np.ndarray | None = None,
+):
     """Index lists per device. Raises ValueError when the data cannot be split as asked."""
+    if isinstance(cfg, ClusteredPartition):
+        cfg = cfg.within
     if isinstance(cfg, IIDPartition):
         return partition_iid(len(labels), num_devices, rng)
     if isinstance(cfg, DirichletPartition):
         return partition_dirichlet(labels, num_devices, cfg.alpha, rng, cfg.min_samples)
+    if isinstance(cfg, NaturalPartition):
+        if owner is None:
+            raise ValueError("partition natural needs data with owners (femnist, or arrays with a "
+                             "'device' array)")  # fmt: skip
+        owners = np.unique(owner)
+        if num_devices > owners.size:
+            raise ValueError(f"{owners.size} writers/owners in the data cannot give "
+                             f"{num_devices} devices one each")  # fmt: skip
+        return [np.flatnonzero(owner == o) for o in owners[:num_devices]]
     return partition_shards(labels, num_devices, cfg.shards_per_device, rng)
 
 
-def make_data(cfg: DataConfig, num_devices: int, rng_for: RngFor) -> FederatedData:
-    """Load and split the configured data set across ``num_devices`` devices."""
+def _pool(cfg: DataConfig, rng_for: RngFor) -> ImagePool:
+    """The configured data set as arrays, with a test split (drawn where the files have none)."""
     if isinstance(cfg, DigitsData):
         train_x, train_y, test_x, test_y = digits_pool(cfg.test_fraction, rng_for("data_split"))
-        parts = partition(cfg.partition, train_y.numpy(), num_devices, rng_for("partition"))
-        local_tests = None
-        if cfg.local_test_fraction is not None:
-            parts, local_tests = split_local_tests(
-                parts, cfg.local_test_fraction, rng_for("local_test")
-            )
-        return FederatedData(train_x, train_y, parts, test_x, test_y, 10, local_tests)
-    return synthetic_fedprox(
-        num_devices=num_devices,
-        alpha=cfg.alpha,
-        beta=cfg.beta,
-        dim=cfg.dim,
-        num_classes=cfg.num_classes,
-        samples_median=cfg.samples_median,
-        samples_sigma=cfg.samples_sigma,
-        test_fraction=cfg.test_fraction,
-        rng=rng_for("synthetic"),
+        return ImagePool(train_x.numpy(), train_y.numpy(), test_x.numpy(), test_y.numpy(), 10)
+    if isinstance(cfg, MnistData):
+        return load_mnist_like(cfg.path)
+    if isinstance(cfg, Cifar10Data):
+        return load_cifar10(cfg.path)
+    if isinstance(cfg, FemnistData):
+        return load_femnist(cfg.path)
+    assert isinstance(cfg, ArraysData)
+    pool = load_arrays(cfg.path)
+    train, test = split_train_test(len(pool.train_y), cfg.test_fraction, rng_for("data_split"))
+    owner = pool.writer
+    return ImagePool(
+        pool.train_x[train], pool.train_y[train], pool.train_x[test], pool.train_y[test],
+        pool.num_classes, None if owner is None else owner[train],
+    )  # fmt: skip
+
+
+def make_data(cfg: DataConfig, num_devices: int, rng_for: RngFor) -> FederatedData:
+    """Load and split the configured data set across ``num_devices`` devices.
+
+    Raises :class:`fl.data_files.DataFileError` for a missing or malformed file and ValueError
+    when the data cannot be split as asked."""
+    if isinstance(cfg, SyntheticData):
+        return synthetic_fedprox(
+            num_devices=num_devices,
+            alpha=cfg.alpha,
+            beta=cfg.beta,
+            dim=cfg.dim,
+            num_classes=cfg.num_classes,
+            samples_median=cfg.samples_median,
+            samples_sigma=cfg.samples_sigma,
+            test_fraction=cfg.test_fraction,
+            rng=rng_for("synthetic"),
+        )
+    pool = _pool(cfg, rng_for)
+    train_x, train_y, test_x, test_y = pool.train_x, pool.train_y, pool.test_x, pool.test_y
+    assert test_x is not None and test_y is not None
+    parts = partition(cfg.partition, train_y, num_devices, rng_for("partition"), pool.writer)
+    groups = None
+    if isinstance(cfg.partition, ClusteredPartition):
+        p = cfg.partition
+        train_x, train_y, parts, test_x, test_y, groups = clustered_split(
+            train_x, train_y, test_x, test_y, parts,
+            groups=p.groups, shift=p.shift, num_classes=pool.num_classes,
+            permutation=p.permutation, noise_std=p.noise_std, rng=rng_for("clustered"),
+        )  # fmt: skip
+    local_tests = None
+    if cfg.local_test_fraction is not None:
+        parts, local_tests = split_local_tests(
+            parts, cfg.local_test_fraction, rng_for("local_test")
+        )
+    return FederatedData(
+        torch.from_numpy(np.ascontiguousarray(train_x)),
+        torch.from_numpy(np.ascontiguousarray(train_y)),
+        parts,
+        torch.from_numpy(np.ascontiguousarray(test_x)),
+        torch.from_numpy(np.ascontiguousarray(test_y)),
+        pool.num_classes,
+        local_tests,
+        device_groups=groups,
     )
 
 

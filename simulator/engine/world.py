@@ -18,6 +18,7 @@ from devices.availability import Availability
 from devices.population import make_availability, make_population, make_round_time
 from devices.round_time import RoundTimeProfiles
 from devices.spec import Population
+from fl.data_files import DataFileError
 from fl.datasets import FederatedData
 from fl.factory import data_signature, make_data, make_local_work, make_strategy, strategy_class
 from fl.flops import training_flops_per_sample
@@ -65,6 +66,7 @@ class World:
         recompute any round by hand (``pathloss_db`` includes the uplink's shadowing)."""
         pop = self.population
         ids = np.arange(self.num_devices)
+        groups = None if self.data is None else self.data.device_groups
         loss_db = self.uplink.pathloss.loss_db(pop.distance_m) + self.uplink.shadowing.offset_db(
             ids
         )
@@ -78,6 +80,7 @@ class World:
             "tx_power_dbm": pop.tx_power_dbm,
             "kappa": pop.kappa,
             "num_examples": self.num_examples,
+            **({} if groups is None else {"true_group": groups}),
         }
 
     def profile_job_times_s(self, device_ids: np.ndarray, job_idx) -> np.ndarray:
@@ -103,6 +106,9 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     if needs_data:
         try:
             data = make_data(scenario.data, n, lambda name: streams.numpy("data", name))
+        except DataFileError as exc:
+            where = f"{exc.expected} at {exc.path}"
+            raise ScenarioError(source, [Problem("data.path", where, exc.found)]) from None
         except ValueError as exc:
             raise ScenarioError(
                 source, [Problem("data", "a split that gives every device data", str(exc))]
