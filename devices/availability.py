@@ -9,7 +9,7 @@ import numpy as np
 
 
 class Availability(Protocol):
-    def initially_online(self, rng: np.random.Generator) -> bool: ...
+    def initially_online(self, rng: np.random.Generator, *, device_id: int) -> bool: ...
 
     def next_change_s(
         self, rng: np.random.Generator, *, device_id: int, online: bool, now_s: float
@@ -22,7 +22,7 @@ class Availability(Protocol):
 class AlwaysOn:
     """Never goes offline."""
 
-    def initially_online(self, rng: np.random.Generator) -> bool:
+    def initially_online(self, rng: np.random.Generator, *, device_id: int) -> bool:
         return True
 
     def next_change_s(self, rng, *, device_id: int, online: bool, now_s: float) -> float:
@@ -44,7 +44,7 @@ class MarkovOnOff:
     def stationary_online_probability(self) -> float:
         return self.mean_online_s / (self.mean_online_s + self.mean_offline_s)
 
-    def initially_online(self, rng: np.random.Generator) -> bool:
+    def initially_online(self, rng: np.random.Generator, *, device_id: int) -> bool:
         return bool(rng.random() < self.stationary_online_probability)
 
     def next_change_s(self, rng, *, device_id: int, online: bool, now_s: float) -> float:

@@ -87,7 +87,17 @@ class MarkovConfig(_Frozen):
     mean_offline_s: PositiveFloat
 
 
-AvailabilityConfig = Annotated[AlwaysOnConfig | MarkovConfig, Field(discriminator="kind")]
+class TraceAvailabilityConfig(_Frozen):
+    """Online exactly within the intervals of a CSV or Parquet table with the columns
+    ``device_id, online_from_s, online_until_s`` (devices/traces.py); offline elsewhere."""
+
+    kind: Literal["trace"]
+    path: str = Field(min_length=1)
+
+
+AvailabilityConfig = Annotated[
+    AlwaysOnConfig | MarkovConfig | TraceAvailabilityConfig, Field(discriminator="kind")
+]
 
 
 class NaturalRoundTime(_Frozen):

@@ -15,10 +15,12 @@ from devices.config import (
     MarkovConfig,
     ProfileRoundTime,
     Quantity,
+    TraceAvailabilityConfig,
     Uniform,
 )
 from devices.round_time import RoundTimeProfiles, assign_profiles
 from devices.spec import Population
+from devices.traces import TraceAvailability, read_availability_trace
 
 RngFor = Callable[[str], np.random.Generator]
 
@@ -78,9 +80,13 @@ def make_population(
 
 
 def make_availability(cfg: DevicesConfig) -> Availability:
+    """The availability model; a trace is read (and checked row by row) here. Raises
+    :class:`devices.traces.TraceError` for a bad trace file."""
     a = cfg.availability
     if isinstance(a, MarkovConfig):
         return MarkovOnOff(a.mean_online_s, a.mean_offline_s)
+    if isinstance(a, TraceAvailabilityConfig):
+        return TraceAvailability(read_availability_trace(a.path, cfg.count))
     return AlwaysOn()
 
 

@@ -14,6 +14,7 @@ for everyone". FedAvg's protocol is the three legs ``down(model) -> compute -> u
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -115,6 +116,21 @@ class RoundProtocol:
     @property
     def legs(self) -> tuple[Leg, ...]:
         return tuple(leg for stage in self.stages for leg in stage)
+
+    @functools.cached_property
+    def uniform_stages(self) -> tuple[bool, ...]:
+        """Per stage: every cohort member takes part in every leg with the same bits and cycle
+        share, and no leg is d2d (the engines plan such stages with fewer array operations)."""
+        return tuple(
+            all(
+                leg.participants is None
+                and leg.kind != "d2d"
+                and isinstance(leg.bits, int | float)
+                and isinstance(leg.cycle_share, int | float)
+                for leg in stage
+            )
+            for stage in self.stages
+        )
 
     @property
     def uses_d2d(self) -> bool:

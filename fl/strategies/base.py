@@ -79,7 +79,10 @@ class Strategy:
         """The legs and barriers of a round for ``cohort`` (sorted device ids). Default: the
         whole model down, local training, the whole model up."""
         bits = self.model_bits(global_state)
-        return three_leg(bits, bits)
+        cached = self.__dict__.get("_three_leg")
+        if cached is None or cached[0] != bits:  # rebuilt only when the model's size changes
+            cached = self._three_leg = (bits, three_leg(bits, bits))
+        return cached[1]
 
     def uplink_bits(self, *, global_state: ModelState, rho: np.ndarray) -> np.ndarray:
         """Bits each device sends on a ``prunable`` uplink leg at pruning ratios ``rho`` [n]."""

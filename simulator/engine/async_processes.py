@@ -121,7 +121,6 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     jobs_done = np.zeros(n, dtype=np.int64)  # per-device job counter (training stream key)
     busy = np.zeros(n, dtype=bool)  # dispatched and not yet handled by the server
     costs = LegCosts(world)
-    no_stage = np.zeros(n, dtype=np.int64)  # every job is one stage (validated at build)
     dispatches = 0
     pending = Pending()
     last_publish_s = 0.0
@@ -154,7 +153,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
             job_idx=jobs_done[candidates],
             slots=slots,
         )
-        phases = stage_jobs(plan, ctx.version, no_stage[: candidates.size], 0, ctx.device_stats)
+        phases = stage_jobs(plan, ctx.version, None, 0, ctx)  # one stage: validated
         downlink = np.array([leg.kind == "downlink" for leg in plan.legs])
         bits_down = plan.bits[downlink].sum(axis=0).tolist()
         for i, dev in enumerate(candidates.tolist()):

@@ -166,12 +166,14 @@ def plan_stage(
     """
     legs = protocol.stages[stage_idx]
     ids = cohort[alive]
+    if slots is not None and protocol.uniform_stages[stage_idx]:
+        return _plan_equal_slots(world, costs, legs, ids, now_s, job_idx, slots, protocol)
     n, m = ids.size, cohort.size
     num_legs = len(legs)
-    active = np.zeros((num_legs, n), dtype=bool)
+    active = np.ones((num_legs, n), dtype=bool)
     for j, leg in enumerate(legs):
-        part = np.ones(m, bool) if leg.participants is None else np.asarray(leg.participants, bool)
-        active[j] = part[alive]
+        if leg.participants is not None:
+            active[j] = np.asarray(leg.participants, bool)[alive]
     fixed = np.zeros((num_legs, n))  # compute legs: the part pruning cannot shrink
     prunable = np.zeros((num_legs, n))  # compute legs: the part it can, at x = 1
     duration = np.zeros((num_legs, n))
@@ -191,15 +193,16 @@ def plan_stage(
         sel = active[j]
         every = bool(sel.all())
         part = ids if every else ids[sel]
+        at = slice(None) if every else sel  # plain slices are much cheaper than masks
+
         if leg.kind == "compute":
             full = costs.full_job_s[part]
-            share = per_member(leg.cycle_share, m)[alive][sel]
-            fixed[j, sel] = full * share
-            prunable[j, sel] = full * leg.prunable_share
-            elapsed_fixed[sel] += fixed[j, sel]
-            elapsed_prunable[sel] += prunable[j, sel]
+            fixed[j, at] = full * _leg_values(leg.cycle_share, m, alive, sel)
+            prunable[j, at] = full * leg.prunable_share
+            elapsed_fixed[at] += fixed[j, at]
+            elapsed_prunable[at] += prunable[j, at]
             continue
-        leg_bits = per_member(leg.bits, m)[alive][sel]
+        leg_bits = _leg_values(leg.bits, m, alive, sel)
         if leg.kind == "downlink":
             d, band = costs.downlink_s(part, leg_bits, now_s, slots or part.size)
         elif leg.kind == "d2d":
@@ -208,22 +211,22 @@ def plan_stage(
             d, band = costs.d2d_s(part, receivers, leg_bits, now_s)
         else:  # uplink
             gamma = costs.uplink_gamma_hz(part, now_s)
-            gamma_ul[sel] = gamma
+            gamma_ul[at] = gamma
             alloc_status, d, band_k, leg_bits, rho_k, drop, more = _uplink(
                 world,
                 costs,
                 leg,
                 part,
-                leg_bits,
+                np.broadcast_to(leg_bits, part.shape) if slots is None else leg_bits,
                 gamma,
-                elapsed_fixed[sel],
-                elapsed_prunable[sel],
-                None if not rho_known else rho[sel],
+                elapsed_fixed[at],
+                elapsed_prunable[at],
+                None if not rho_known else rho[at],
                 slots,
             )
             if not rho_known:
-                rho[sel], rho_known = rho_k, True
-            dropped[sel] |= drop
+                rho[at], rho_known = rho_k, True
+            dropped[at] |= drop
             band = band_k
             if first_uplink:
                 status, predicted = alloc_status, more.pop("latency_s")
@@ -232,10 +235,10 @@ def plan_stage(
                 solve_s += more.pop("solve_time_s")
                 if alloc_status not in ALLOCATION_OK:
                     status = alloc_status
-        duration[j, sel] = d
-        bits[j, sel] = leg_bits
-        bandwidth[j, sel] = band
-        elapsed_fixed[sel] += d
+        duration[j, at] = d
+        bits[j, at] = leg_bits
+        bandwidth[j, at] = band
+        elapsed_fixed[at] += d
     # compute legs: their time is known once rho is
     compute = np.array([leg.kind == "compute" for leg in legs])
     duration[compute] = fixed[compute] + (1.0 - rho) * prunable[compute]
@@ -244,7 +247,8 @@ def plan_stage(
         first_compute = np.flatnonzero(compute)
         if stage_idx == 0 and first_compute.size:
             duration[first_compute[0]] = world.profile_job_times_s(ids, job_idx)
-    duration[:, dropped] = np.where(active[:, dropped], np.inf, 0.0)
+    if dropped.any():
+        duration[:, dropped] = np.where(active[:, dropped], np.inf, 0.0)
     if slots is not None:
         status = "equal_slots"
     return StagePlan(
@@ -262,6 +266,73 @@ def plan_stage(
         solve_time_s=solve_s,
         **extra,
     )
+
+
+def _plan_equal_slots(world, costs, legs, ids, now_s, job_idx, slots, protocol) -> StagePlan:
+    """:func:`plan_stage` for dispatched asynchronous jobs whose legs are the same for every
+    device: the same arithmetic as the general path (so the same times to the last bit), with
+    a few array operations instead of dozens; the asynchronous engine plans every dispatch."""
+    n, num_legs = ids.size, len(legs)
+    rho = np.full(n, protocol.fixed_rho or 0.0)
+    duration = np.zeros((num_legs, n))
+    bits = np.zeros((num_legs, n))
+    bandwidth = np.full((num_legs, n), np.nan)
+    gamma_ul = np.zeros(n)
+    first_compute = -1
+    for j, leg in enumerate(legs):
+        if leg.kind == "compute":
+            full = costs.full_job_s[ids]
+            fixed = full * float(leg.cycle_share)
+            duration[j] = fixed + (1.0 - rho) * (full * leg.prunable_share)
+            first_compute = j if first_compute < 0 else first_compute
+        elif leg.kind == "downlink" and costs.broadcast:  # validated: async is unicast
+            duration[j], bandwidth[j] = costs.downlink_s(ids, float(leg.bits), now_s, slots)
+            bits[j] = float(leg.bits)
+        elif leg.kind == "downlink":
+            # costs.downlink_s's unicast arithmetic without its guards (a scalar payload)
+            band = costs.dl_band_hz / slots
+            gamma = world.downlink.gamma_from_static_hz(
+                static_gain=costs.static_dl[ids], link_ids=ids,
+                tx_power_w=costs.server_w / slots, t_s=now_s,
+            )  # fmt: skip
+            leg_bits = float(leg.bits)
+            if leg_bits > 0:
+                with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
+                    duration[j] = leg_bits / shannon_rate_bps(band, gamma)
+            bits[j], bandwidth[j] = leg_bits, band
+        else:  # uplink, equal slots
+            gamma_ul = costs.uplink_gamma_hz(ids, now_s)
+            leg_bits = float(leg.bits)
+            if leg.prunable_bits:
+                leg_bits = world.strategy.uplink_bits(global_state=world.global_state, rho=rho)
+            band = costs.ul_band_hz / slots
+            with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
+                duration[j] = leg_bits / shannon_rate_bps(band, gamma_ul)
+            bits[j], bandwidth[j] = leg_bits, band
+    if world.round_time is not None:  # a profile draw is the whole job
+        duration[:] = 0.0
+        if first_compute >= 0:
+            duration[first_compute] = world.profile_job_times_s(ids, job_idx)
+    return StagePlan(
+        device_ids=ids,
+        legs=legs,
+        duration_s=duration,
+        active=np.ones((num_legs, n), dtype=bool),
+        bits=bits,
+        bandwidth_hz=bandwidth,
+        gamma_ul_hz=gamma_ul,
+        rho=rho,
+        dropped=np.zeros(n, dtype=bool),
+        allocation_status="equal_slots",
+        predicted_latency_s=math.nan,
+    )
+
+
+def _leg_values(value, m: int, alive, sel):
+    """A leg's per-member quantity for the devices taking part (a scalar stays a scalar)."""
+    if np.ndim(value) == 0:
+        return float(value)
+    return per_member(value, m)[alive][sel]
 
 
 def _uplink(world, costs, leg, ids, bits, gamma, fixed_s, prunable_s, rho, slots):

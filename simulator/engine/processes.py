@@ -51,6 +51,7 @@ class RunContext:
     shared_uplink: SharedUplink | None = None  # set by the async server when re-sharing
     staleness: list[int] = field(default_factory=list)  # per applied async arrival
     end_s: float = 0.0  # virtual time when the run stopped
+    leg_steps: dict = field(default_factory=dict)  # LegStep per (leg name, kind), see StageTable
     device_stats: DeviceStats = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,9 +115,14 @@ class StageTable:
     bandwidth_hz: list[list[float]]
 
     @classmethod
-    def of(cls, plan: StagePlan, stats: DeviceStats) -> StageTable:
+    def of(cls, plan: StagePlan, stats: DeviceStats, steps: dict) -> StageTable:
+        """``steps`` caches each leg's :class:`LegStep` by (name, kind) for the run (the
+        asynchronous engine plans a stage for every dispatch)."""
+        for leg in plan.legs:
+            if (leg.name, leg.kind) not in steps:
+                steps[leg.name, leg.kind] = LegStep.of(leg, stats)
         return cls(
-            tuple(LegStep.of(leg, stats) for leg in plan.legs),
+            tuple(steps[leg.name, leg.kind] for leg in plan.legs),
             plan.duration_s.tolist(),
             plan.active.tolist(),
             plan.bits.tolist(),
@@ -339,18 +345,26 @@ def energy_j(world: World, device_ids, compute_spent_s, uplink_spent_s) -> tuple
 def stage_jobs(
     plan: StagePlan,
     round_idx: int,
-    last_active_stage: np.ndarray,
+    last_active_stage: np.ndarray | None,
     stage_idx: int,
-    stats: DeviceStats,
+    ctx: RunContext,
 ) -> list[Job]:
-    """The stage plan as one :class:`Job` per device, sharing one :class:`StageTable`."""
-    table = StageTable.of(plan, stats)
+    """The stage plan as one :class:`Job` per device, sharing one :class:`StageTable`
+    (``last_active_stage`` [n] None: every device's round ends with this stage)."""
+    table = StageTable.of(plan, ctx.device_stats, ctx.leg_steps)
     gamma = plan.gamma_ul_hz.tolist()
-    ends = (last_active_stage == stage_idx).tolist()
+    ends = (
+        [True] * plan.device_ids.size
+        if last_active_stage is None
+        else (last_active_stage == stage_idx).tolist()
+    )
     # each device's last leg names the event that closes its stage
-    last = len(plan.legs) - 1 - np.argmax(plan.active[::-1], axis=0)
     done_of = [DONE_EVENT[leg.kind] for leg in plan.legs]
-    done = [done_of[j] for j in last.tolist()]
+    if plan.active[-1].all():
+        done = [done_of[-1]] * plan.device_ids.size
+    else:
+        last = len(plan.legs) - 1 - np.argmax(plan.active[::-1], axis=0)
+        done = [done_of[j] for j in last.tolist()]
     return [
         Job(dev, round_idx, table, i, done[i], gamma[i], ends[i])
         for i, dev in enumerate(plan.device_ids.tolist())
@@ -439,7 +453,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
                 rec.event(env.now, "failure", dev, round_idx, detail=reason)
                 failures.append(Failure(dev, reason, env.now))
                 alive[slot[i]] = False
-            jobs = stage_jobs(plan, round_idx, last_active_stage[slot], stage_idx, ctx.device_stats)
+            jobs = stage_jobs(plan, round_idx, last_active_stage[slot], stage_idx, ctx)
             procs: list[simpy.Process] = []
             for i in np.flatnonzero(reachable & taking_part).tolist():
                 proc = env.process(client_job(env, ctx, jobs[i]))

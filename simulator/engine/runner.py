@@ -59,7 +59,9 @@ def simulate_world(
     recorder = Recorder()
     online = np.array(
         [
-            world.availability.initially_online(world.streams.numpy("availability", d, 0))
+            world.availability.initially_online(
+                world.streams.numpy("availability", d, 0), device_id=d
+            )
             for d in range(world.num_devices)
         ],
         dtype=bool,

@@ -18,6 +18,7 @@ from devices.availability import Availability
 from devices.population import make_availability, make_population, make_round_time
 from devices.round_time import RoundTimeProfiles
 from devices.spec import Population
+from devices.traces import TraceError
 from fl.data_files import DataFileError
 from fl.datasets import FederatedData
 from fl.factory import data_signature, make_data, make_local_work, make_strategy, strategy_class
@@ -146,11 +147,17 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     _check_pairing(scenario, source)
     _check_async_settings(scenario, strategy, source)
     check_protocol_needs(scenario, strategy, initial_state, source)
+    try:
+        availability = make_availability(scenario.devices)
+    except TraceError as exc:
+        where = exc.path if exc.row is None else f"{exc.path} row {exc.row}"
+        problem = Problem("devices.availability.path", f"{exc.expected} at {where}", exc.found)
+        raise ScenarioError(source, [problem]) from None
     return World(
         scenario=scenario,
         streams=streams,
         population=population,
-        availability=make_availability(scenario.devices),
+        availability=availability,
         uplink=_tabulate(make_link(scenario.channel, channel_seed, "uplink"), n),
         downlink=_tabulate(make_link(scenario.channel, channel_seed, "downlink"), n),
         allocator=make_allocator(scenario.channel),

@@ -76,6 +76,6 @@ def test_markov_on_off_statistics():
     off = [m.next_change_s(rng, device_id=0, online=False, now_s=0) for _ in range(20_000)]
     assert np.mean(on) == pytest.approx(30.0, rel=0.03)
     assert np.mean(off) == pytest.approx(10.0, rel=0.03)
-    starts = [m.initially_online(rng) for _ in range(20_000)]
+    starts = [m.initially_online(rng, device_id=0) for _ in range(20_000)]
     assert np.mean(starts) == pytest.approx(0.75, abs=0.01)
     assert AlwaysOn().next_change_s(rng, device_id=0, online=True, now_s=0) == np.inf

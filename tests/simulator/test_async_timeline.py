@@ -64,7 +64,7 @@ class OfflineOnce:
     def __init__(self, at_s, for_s):
         self.at_s, self.for_s = at_s, for_s
 
-    def initially_online(self, rng):
+    def initially_online(self, rng, *, device_id):
         return True
 
     def next_change_s(self, rng, *, device_id, online, now_s):

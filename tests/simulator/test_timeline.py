@@ -122,7 +122,7 @@ class ScriptedAvailability:
     def __init__(self, offline_at_s):
         self.offline_at_s = offline_at_s
 
-    def initially_online(self, rng):
+    def initially_online(self, rng, *, device_id):
         return True
 
     def next_change_s(self, rng, *, device_id, online, now_s):

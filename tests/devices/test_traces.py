@@ -1,0 +1,104 @@
+"""Availability traces: intervals read and checked row by row, reproduced in the event log."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from devices.traces import TraceAvailability, TraceError, read_availability_trace
+from simulator.engine.runner import simulate_world
+from simulator.engine.world import build
+from tests.conftest import TINY, make_scenario
+
+TRACE = """device_id,online_from_s,online_until_s
+0,0,0.05
+0,0.2,1.0
+1,0.1,0.3
+1,0.3,inf
+2,0,1000
+"""
+
+
+def test_intervals_merge_where_they_touch_and_devices_without_rows_stay_offline(tmp_path):
+    path = tmp_path / "online.csv"
+    path.write_text(TRACE)
+    spans = read_availability_trace(path, 4)
+    assert spans[0].tolist() == [[0.0, 0.05], [0.2, 1.0]]
+    assert spans[1].tolist() == [[0.1, math.inf]]  # 0.1-0.3 and 0.3-inf touch
+    trace = TraceAvailability(spans)
+    rng = np.random.default_rng(0)
+    assert [trace.initially_online(rng, device_id=d) for d in range(4)] == [
+        True, False, True, False,
+    ]  # fmt: skip
+    assert trace.next_change_s(rng, device_id=0, online=True, now_s=0.0) == 0.05
+    assert trace.next_change_s(rng, device_id=0, online=False, now_s=0.05) == pytest.approx(0.15)
+    assert trace.next_change_s(rng, device_id=3, online=False, now_s=0.0) == math.inf
+
+
+def test_the_trace_is_reproduced_in_the_event_log(tmp_path):
+    path = tmp_path / "online.csv"
+    path.write_text(TRACE)
+    scenario = make_scenario(
+        {
+            "devices.availability": {"kind": "trace", "path": str(path)},
+            "training.mode": "none",
+            "simulation.rounds": 1000,
+            "simulation.max_time_s": 1.5,
+        }
+    )
+    recorder, _ = simulate_world(build(scenario))
+    ev = recorder.events_table().to_pandas()
+    flips = ev[ev.event.isin(["online", "offline"])]
+    got = [(r.device_id, r.event, r.time_s) for r in flips.itertuples()]
+    expected = [(0, "offline", 0.05), (1, "online", 0.1), (0, "online", 0.2), (0, "offline", 1.0)]
+    assert [(d, e) for d, e, _ in got] == [(d, e) for d, e, _ in expected]
+    assert [t for *_, t in got] == pytest.approx([t for *_, t in expected], abs=1e-12)
+    # device 3 is never online: never selected; device 1 joins only after 0.1 s
+    starts = ev[ev.event == "downlink_start"]
+    assert 3 not in set(starts.device_id)
+    assert starts[starts.device_id == 1].time_s.min() >= 0.1
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("1,-0.5,2", "row 2: expected 0 <= online_from_s < online_until_s, found -0.5 to 2"),
+        ("0,0.04,0.1", "row 2: expected no overlap with row 1 of device 0, found 0.04 to 0.1 "
+         "inside 0 to 0.05"),
+        ("7,0,1", "row 2: expected a device_id in 0..3, found 7"),
+        ("x,0,1", "row 2: expected an integer device_id and two numbers, found "),
+        ("2,1,1", "row 2: expected 0 <= online_from_s < online_until_s, found 1 to 1"),
+    ],
+    ids=["negative", "overlap", "unknown_device", "not_a_number", "empty"],
+)  # fmt: skip
+def test_bad_rows_name_the_file_and_the_row(tmp_path, row, message):
+    path = tmp_path / "online.csv"
+    path.write_text(f"device_id,online_from_s,online_until_s\n0,0,0.05\n{row}\n")
+    with pytest.raises(TraceError) as err:
+        read_availability_trace(path, 4)
+    assert str(err.value).startswith(f"{path} {message}")
+
+
+def test_a_bad_trace_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    trace = tmp_path / "online.csv"
+    trace.write_text("device_id,online_from_s,online_until_s\n0,0,1\n9,0,1\n")
+    scenario = {
+        **TINY,
+        "devices": {**TINY["devices"], "availability": {"kind": "trace", "path": str(trace)}},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    out = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "run", str(path), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"{path}: devices.availability.path: expected a device_id in 0..3 at {trace} row 2, found 9"
+    )
+    assert not (tmp_path / "o").exists()
