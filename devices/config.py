@@ -130,8 +130,20 @@ class ProfileRoundTime(_Frozen):
 RoundTimeConfig = Annotated[NaturalRoundTime | ProfileRoundTime, Field(discriminator="kind")]
 
 
+class TableSource(_Frozen):
+    """Device parameters from a CSV or Parquet table, one row per device (devices/traces.py):
+    any of cpu_hz, cycles_per_sample, tx_power_dbm, x_m, y_m, kappa; missing columns are drawn
+    from this section's distributions as usual."""
+
+    kind: Literal["table"]
+    path: str = Field(min_length=1)
+
+
 class DevicesConfig(_Frozen):
     count: PositiveInt
+    source: TableSource | None = Field(
+        default=None, description="measured device parameters that replace the draws"
+    )
     cpu_hz: Quantity = Field(default=1e9, description="CPU frequency, Hz")
     cycles_per_sample: Quantity | Literal["auto"] = Field(
         default=2e4,

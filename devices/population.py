@@ -20,7 +20,7 @@ from devices.config import (
 )
 from devices.round_time import RoundTimeProfiles, assign_profiles
 from devices.spec import Population
-from devices.traces import TraceAvailability, read_availability_trace
+from devices.traces import TraceAvailability, read_availability_trace, read_device_table
 
 RngFor = Callable[[str], np.random.Generator]
 
@@ -70,12 +70,27 @@ def make_population(
         )
     else:
         cycles = draw_quantity(cfg.cycles_per_sample, n, rng_for("cycles_per_sample"))
-    return Population(
+    population = Population(
         cpu_hz=draw_quantity(cfg.cpu_hz, n, rng_for("cpu_hz")),
         cycles_per_sample=cycles,
         tx_power_dbm=draw_quantity(cfg.tx_power_dbm, n, rng_for("tx_power_dbm")),
         position_m=draw_positions_m(cfg, rng_for("placement")),
         kappa=draw_quantity(cfg.kappa, n, rng_for("kappa")),
+    )
+    if cfg.source is None:
+        return population
+    # a measured table replaces the draws column by column (draws still happen, on their own
+    # streams, so a table with one column leaves every other draw as it was)
+    table = read_device_table(cfg.source.path, n)
+    position = population.position_m
+    if "x_m" in table:
+        position = np.column_stack([table["x_m"], table["y_m"]])
+    return Population(
+        cpu_hz=table.get("cpu_hz", population.cpu_hz),
+        cycles_per_sample=table.get("cycles_per_sample", population.cycles_per_sample),
+        tx_power_dbm=table.get("tx_power_dbm", population.tx_power_dbm),
+        position_m=position,
+        kappa=table.get("kappa", population.kappa),
     )
 
 

@@ -1,5 +1,10 @@
-"""Availability traces: when each device is online, read from a table of intervals.
+"""Device and availability traces: tables a user measured, read and checked row by row.
 
+Device tables (``devices.source: {kind: table, path}``): one row per device, in device-id
+order, with any of the columns in :data:`DEVICE_COLUMNS`; a column the table lacks falls back
+to the scenario's distribution. Every value must be a finite number within its column's range.
+
+Availability traces:
 A CSV (or Parquet) file with one row per online interval: ``device_id, online_from_s,
 online_until_s`` (s of virtual time). A device is offline outside its intervals; intervals
 that touch are merged. Rows are checked before a run starts: a non-number, a negative time,
@@ -28,7 +33,7 @@ class TraceError(ValueError):
         super().__init__(f"{where}: expected {expected}, found {found}")
 
 
-def _rows(path: Path) -> list[dict]:
+def _rows(path: Path, required: tuple[str, ...] = COLUMNS) -> list[dict]:
     if not path.is_file():
         raise TraceError(path, None, "a CSV or Parquet file", "no such file")
     if path.suffix == ".parquet":
@@ -40,10 +45,57 @@ def _rows(path: Path) -> list[dict]:
             raise TraceError(path, None, "a readable Parquet file", type(exc).__name__) from None
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
-            raise TraceError(path, None, f"columns {', '.join(COLUMNS)}", f"{reader.fieldnames}")
+            raise TraceError(path, None, f"columns {', '.join(required)}", f"{reader.fieldnames}")
         return list(reader)
+
+
+# column -> (its check, what it must be): the units are those of the scenario fields
+DEVICE_COLUMNS = {
+    "cpu_hz": (lambda v: v > 0, "a number > 0"),
+    "cycles_per_sample": (lambda v: v > 0, "a number > 0"),
+    "tx_power_dbm": (lambda v: -50 <= v <= 60, "a power in dBm within -50..60"),
+    "x_m": (lambda v: True, "a position in m"),
+    "y_m": (lambda v: True, "a position in m"),
+    "kappa": (lambda v: v >= 0, "a number >= 0"),
+}
+
+
+def read_device_table(path: str | Path, num_devices: int) -> dict[str, np.ndarray]:
+    """The table's device columns, each ndarray [num_devices] float. Raises
+    :class:`TraceError` for a missing file, a wrong row count, an unknown column, or a value
+    that is not a finite number in range (naming the row and column)."""
+    path = Path(path).expanduser()
+    rows = _rows(path, required=())
+    if len(rows) != num_devices:
+        raise TraceError(path, None, f"{num_devices} rows (devices.count)", f"{len(rows)} rows")
+    names = list(rows[0]) if rows else []
+    unknown = [c for c in names if c not in DEVICE_COLUMNS and c != "device_id"]
+    if unknown:
+        raise TraceError(path, None, f"columns among {', '.join(DEVICE_COLUMNS)}", f"{unknown}")
+    columns = {}
+    for name in (c for c in names if c in DEVICE_COLUMNS):
+        check, what = DEVICE_COLUMNS[name]
+        values = np.empty(num_devices)
+        for i, row in enumerate(rows, start=1):
+            try:
+                value = float(row[name])
+            except (TypeError, ValueError):
+                raise TraceError(path, i, f"{name}: {what}", repr(row[name])) from None
+            if not math.isfinite(value) or not check(value):
+                raise TraceError(path, i, f"{name}: {what}", f"{value:g}")
+            values[i - 1] = value
+        columns[name] = values
+    if "device_id" in names:
+        ids = [str(row["device_id"]).strip() for row in rows]
+        if ids != [str(k) for k in range(num_devices)]:
+            raise TraceError(
+                path, None, f"device_id 0..{num_devices - 1} in order", "another order"
+            )
+    if ("x_m" in columns) != ("y_m" in columns):
+        raise TraceError(path, None, "both x_m and y_m, or neither", f"columns {names}")
+    return columns
 
 
 def read_availability_trace(path: str | Path, num_devices: int) -> dict[int, np.ndarray]:

@@ -128,9 +128,12 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     # counted only where used (cycles_per_sample: auto, or a strategy's flops_share)
     count_flops = functools.cache(lambda: training_flops_per_sample(model, input_shape))
     flops = count_flops() if scenario.devices.cycles_per_sample == "auto" else None
-    population = make_population(
-        scenario.devices, lambda name: streams.numpy("devices", name), flops_per_sample=flops
-    )
+    try:
+        population = make_population(
+            scenario.devices, lambda name: streams.numpy("devices", name), flops_per_sample=flops
+        )
+    except TraceError as exc:
+        raise ScenarioError(source, [_trace_problem("devices.source.path", exc)]) from None
     num_examples = data.num_examples() if data is not None else np.zeros(n, np.int64)
     if data is None:
         # Steps-based work does not depend on the split; weights are unused without training.
@@ -150,9 +153,7 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     try:
         availability = make_availability(scenario.devices)
     except TraceError as exc:
-        where = exc.path if exc.row is None else f"{exc.path} row {exc.row}"
-        problem = Problem("devices.availability.path", f"{exc.expected} at {where}", exc.found)
-        raise ScenarioError(source, [problem]) from None
+        raise ScenarioError(source, [_trace_problem("devices.availability.path", exc)]) from None
     return World(
         scenario=scenario,
         streams=streams,
@@ -170,6 +171,11 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         round_time=make_round_time(scenario.devices, streams.numpy("devices", "round_time")),
         d2d=None if scenario.channel.d2d is None else make_d2d_link(scenario.channel, channel_seed),
     )
+
+
+def _trace_problem(field: str, exc: TraceError) -> Problem:
+    where = exc.path if exc.row is None else f"{exc.path} row {exc.row}"
+    return Problem(field, f"{exc.expected} at {where}", exc.found)
 
 
 def check_protocol_needs(scenario: Scenario, strategy: Strategy, state, source: str) -> None:

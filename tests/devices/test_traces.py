@@ -102,3 +102,59 @@ def test_a_bad_trace_exits_2_with_one_line_and_writes_nothing(tmp_path):
         f"{path}: devices.availability.path: expected a device_id in 0..3 at {trace} row 2, found 9"
     )
     assert not (tmp_path / "o").exists()
+
+
+DEVICES_CSV = """device_id,cpu_hz,tx_power_dbm,x_m,y_m
+0,1.5e8,20,100,0
+1,3e8,17,0,-250
+2,6e8,23,-30,40
+3,1.2e9,10,300,400
+"""
+
+
+def test_a_device_table_is_reproduced_exactly_in_devices_parquet(tmp_path):
+    from simulator.engine.runner import run
+
+    table = tmp_path / "devices.csv"
+    table.write_text(DEVICES_CSV)
+    scenario = make_scenario(
+        {"devices.source": {"kind": "table", "path": str(table)}, "training.mode": "none"}
+    )
+    result = run(scenario, out_root=tmp_path / "runs")
+    got = result.devices.to_pandas()
+    assert got.cpu_hz.tolist() == [1.5e8, 3e8, 6e8, 1.2e9]
+    assert got.tx_power_dbm.tolist() == [20.0, 17.0, 23.0, 10.0]
+    assert got.x_m.tolist() == [100.0, 0.0, -30.0, 300.0]
+    assert got.y_m.tolist() == [0.0, -250.0, 40.0, 400.0]
+    assert got.distance_m.tolist() == [100.0, 250.0, 50.0, 500.0]
+    # columns the table lacks come from the scenario: TINY's cycles_per_sample is 1e5
+    assert got.cycles_per_sample.tolist() == [1e5] * 4
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (DEVICES_CSV.replace("3e8", "-3e8"), "cpu_hz: a number > 0 at {path} row 2, found -3e+08"),
+        (DEVICES_CSV.replace("6e8", "fast"), "cpu_hz: a number > 0 at {path} row 3, found 'fast'"),
+        (DEVICES_CSV.rsplit("3,", 1)[0], "4 rows (devices.count) at {path}, found 3 rows"),
+        (DEVICES_CSV.replace("x_m", "gps_x"), "columns among cpu_hz, cycles_per_sample, "
+         "tx_power_dbm, x_m, y_m, kappa at {path}, found ['gps_x']"),
+    ],
+    ids=["negative", "not_a_number", "row_count", "unknown_column"],
+)  # fmt: skip
+def test_bad_device_tables_exit_2_naming_the_row(tmp_path, text, message):
+    table = tmp_path / "devices.csv"
+    table.write_text(text)
+    scenario = {
+        **TINY,
+        "devices": {**TINY["devices"], "source": {"kind": "table", "path": str(table)}},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    out = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "validate", str(path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2
+    expected = "expected " + message.format(path=table)
+    assert out.stderr.strip() == f"{path}: devices.source.path: {expected}"
