@@ -120,6 +120,15 @@ class LegCosts:
         )
         return transfer_s(bits, shannon_rate_bps(band, gamma)), band
 
+    def slot_transfer_s(self, bits, gamma_hz, band_hz: float) -> NDArray[np.float64]:
+        """``bits / rate`` on an equal slot of ``band_hz`` (one float band, so the Shannon
+        helper's fast path); cheaper than :func:`transfer_s` for the per-dispatch path and
+        identical for a positive payload."""
+        if np.ndim(bits) == 0 and bits <= 0:
+            return np.zeros(np.shape(gamma_hz))
+        with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
+            return bits / shannon_rate_bps(band_hz, gamma_hz)
+
     def uplink_gamma_hz(self, ids, t_s: float) -> NDArray[np.float64]:
         return self.world.uplink.gamma_from_static_hz(
             static_gain=self.static_ul[ids], link_ids=ids, tx_power_w=self.device_w[ids], t_s=t_s
@@ -285,29 +294,21 @@ def _plan_equal_slots(world, costs, legs, ids, now_s, job_idx, slots, protocol) 
             fixed = full * float(leg.cycle_share)
             duration[j] = fixed + (1.0 - rho) * (full * leg.prunable_share)
             first_compute = j if first_compute < 0 else first_compute
-        elif leg.kind == "downlink" and costs.broadcast:  # validated: async is unicast
-            duration[j], bandwidth[j] = costs.downlink_s(ids, float(leg.bits), now_s, slots)
-            bits[j] = float(leg.bits)
-        elif leg.kind == "downlink":
-            # costs.downlink_s's unicast arithmetic without its guards (a scalar payload)
+        elif leg.kind == "downlink":  # unicast slots (validated for the asynchronous engine)
             band = costs.dl_band_hz / slots
             gamma = world.downlink.gamma_from_static_hz(
                 static_gain=costs.static_dl[ids], link_ids=ids,
                 tx_power_w=costs.server_w / slots, t_s=now_s,
             )  # fmt: skip
-            leg_bits = float(leg.bits)
-            if leg_bits > 0:
-                with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
-                    duration[j] = leg_bits / shannon_rate_bps(band, gamma)
-            bits[j], bandwidth[j] = leg_bits, band
+            duration[j] = costs.slot_transfer_s(float(leg.bits), gamma, band)
+            bits[j], bandwidth[j] = float(leg.bits), band
         else:  # uplink, equal slots
             gamma_ul = costs.uplink_gamma_hz(ids, now_s)
             leg_bits = float(leg.bits)
             if leg.prunable_bits:
                 leg_bits = world.strategy.uplink_bits(global_state=world.global_state, rho=rho)
             band = costs.ul_band_hz / slots
-            with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
-                duration[j] = leg_bits / shannon_rate_bps(band, gamma_ul)
+            duration[j] = costs.slot_transfer_s(leg_bits, gamma_ul, band)
             bits[j], bandwidth[j] = leg_bits, band
     if world.round_time is not None:  # a profile draw is the whole job
         duration[:] = 0.0
@@ -346,8 +347,7 @@ def _uplink(world, costs, leg, ids, bits, gamma, fixed_s, prunable_s, rho, slots
         rho = np.zeros(n) if rho is None else rho
         if leg.prunable_bits:
             bits = strategy.uplink_bits(global_state=state, rho=rho)
-        with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
-            d = bits / shannon_rate_bps(band, gamma)
+        d = costs.slot_transfer_s(bits, gamma, band)
         return (
             "equal_slots",
             d,
