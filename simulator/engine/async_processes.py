@@ -29,14 +29,14 @@ import simpy
 
 from fl.state import ClientUpdate, ModelState
 from simulator.engine.costs import LegCosts, plan_stage
-from simulator.engine.learning import PERSONAL_NAN, evaluate_global, is_diverged, personal_accuracy
+from simulator.engine.learning import PERSONAL_NAN
 from simulator.engine.processes import (
     STOPPING,
     Job,
     RunContext,
-    check_target,
     client_job,
     energy_j,
+    evaluate_version,
     stage_jobs,
 )
 from simulator.engine.recorder import SERVER
@@ -305,13 +305,5 @@ def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: f
         **world.strategy.round_metrics(),
     }
     if not world.scenario.systems_only:
-        every = world.scenario.training.eval_every
-        if ctx.version % every == 0 or ctx.version == world.scenario.simulation.rounds:
-            row["accuracy"], row["loss"] = evaluate_global(world)
-            row.update(personal_accuracy(world))
-            if is_diverged(world.global_state, row["loss"]):
-                ctx.status = "diverged"
-                ctx.notes.append(f"model diverged at version {ctx.version}")
-            else:
-                check_target(ctx, row)
+        evaluate_version(ctx, row, ctx.version, [], f"at version {ctx.version}")
     return row

@@ -570,17 +570,25 @@ def _publish(
         world.global_state = step.new_state
         row["train_loss"] = step.train_loss
         computed = [step.train_loss] if delivered else []
-        every = world.scenario.training.eval_every
-        last = ctx.version + 1 == world.scenario.simulation.rounds
-        if (ctx.version + 1) % every == 0 or last:
-            if not world.strategy.personalized:
-                row["accuracy"], row["loss"] = evaluate_global(world)
-                computed.append(row["loss"])
-            row.update(personal_accuracy(world))
-        if is_diverged(world.global_state, *computed):
-            ctx.status = "diverged"
-            ctx.notes.append(f"model diverged in round {round_idx} (non-finite loss or weights)")
-        else:
-            check_target(ctx, row)
+        evaluate_version(ctx, row, ctx.version + 1, computed, f"in round {round_idx}")
     ctx.version += 1
     return row
+
+
+def evaluate_version(ctx: RunContext, row: dict, version: int, losses: list, where: str) -> None:
+    """Both engines, for a just-published ``version``: evaluate every ``training.eval_every``
+    versions and at the last (test accuracy and loss, personalised accuracy), then stop the
+    run if the model diverged (a non-finite loss among ``losses`` and the test loss, or
+    non-finite weights) or reached the target accuracy. Fills ``row`` in place."""
+    world = ctx.world
+    every = world.scenario.training.eval_every
+    if version % every == 0 or version == world.scenario.simulation.rounds:
+        if not world.strategy.personalized:
+            row["accuracy"], row["loss"] = evaluate_global(world)
+            losses = [*losses, row["loss"]]
+        row.update(personal_accuracy(world))
+    if is_diverged(world.global_state, *losses):
+        ctx.status = "diverged"
+        ctx.notes.append(f"model diverged {where} (non-finite loss or weights)")
+    else:
+        check_target(ctx, row)

@@ -107,7 +107,9 @@ def test_cvxpy_split_matches_the_lambert_w_split_when_well_conditioned(inst, spr
     demand = np.clip(demand, demand.max() / spread, None)
     well_conditioned = (demand, gamma, np.zeros_like(demand), budget)
     exact, solved = _both(well_conditioned)
-    assert solved.status == "optimal"
+    # Clarabel may flag a well-conditioned instance "optimal_inaccurate" (found by hypothesis
+    # outside CI); the split must be right either way
+    assert solved.status in ("optimal", "optimal_inaccurate")
     assert solved.latency_s == pytest.approx(exact.latency_s, rel=1e-5)
     np.testing.assert_allclose(solved.bandwidth_mhz, exact.bandwidth_mhz, atol=1e-4 * budget / 1e6)
 
