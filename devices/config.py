@@ -139,9 +139,21 @@ class TableSource(_Frozen):
     path: str = Field(min_length=1)
 
 
+class FlashSource(_Frozen):
+    """FLASH's measured phones and networks (devices/flash.py): CPU from the phone's benchmark
+    score (``reference_cpu_hz`` at the table's median score), uplink from a user's measured
+    throughput; the other columns are drawn as usual."""
+
+    kind: Literal["flash"]
+    reference_cpu_hz: PositiveFloat = 1e9
+
+
+DeviceSource = Annotated[TableSource | FlashSource, Field(discriminator="kind")]
+
+
 class DevicesConfig(_Frozen):
     count: PositiveInt
-    source: TableSource | None = Field(
+    source: DeviceSource | None = Field(
         default=None, description="measured device parameters that replace the draws"
     )
     cpu_hz: Quantity = Field(default=1e9, description="CPU frequency, Hz")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from devices.config import (
     Choice,
     DevicesConfig,
     DiscPlacement,
+    FlashSource,
     LogNormal,
     MarkovConfig,
     ProfileRoundTime,
@@ -18,6 +20,7 @@ from devices.config import (
     TraceAvailabilityConfig,
     Uniform,
 )
+from devices.flash import draw_flash
 from devices.round_time import RoundTimeProfiles, assign_profiles
 from devices.spec import Population
 from devices.traces import TraceAvailability, read_availability_trace, read_device_table
@@ -79,6 +82,9 @@ def make_population(
     )
     if cfg.source is None:
         return population
+    if isinstance(cfg.source, FlashSource):  # the uplink mapping needs the channel: simulator
+        flash = draw_flash(n, cfg.source.reference_cpu_hz, rng_for)
+        return replace(population, cpu_hz=flash.cpu_hz)
     # a measured table replaces the draws column by column (draws still happen, on their own
     # streams, so a table with one column leaves every other draw as it was)
     table = read_device_table(cfg.source.path, n)

@@ -15,6 +15,8 @@ from channels.factory import make_allocator, make_d2d_link, make_link
 from channels.joint_pruning import JointPruningAllocator
 from channels.link import Link
 from devices.availability import Availability
+from devices.config import FlashSource
+from devices.flash import draw_flash
 from devices.population import make_availability, make_population, make_round_time
 from devices.round_time import RoundTimeProfiles
 from devices.spec import Population
@@ -53,6 +55,7 @@ class World:
     num_examples: np.ndarray  # [n_devices] training examples per device
     round_time: RoundTimeProfiles | None = None  # None: natural job times (CPU + channel)
     d2d: Link | None = None  # device-to-device links (``channel.d2d``), keyed by pair id
+    measured_up_bps: np.ndarray | None = None  # FLASH source: each device's measured uplink
 
     @property
     def num_devices(self) -> int:
@@ -82,6 +85,7 @@ class World:
             "kappa": pop.kappa,
             "num_examples": self.num_examples,
             **({} if groups is None else {"true_group": groups}),
+            **({} if self.measured_up_bps is None else {"measured_up_bps": self.measured_up_bps}),
         }
 
     def profile_job_times_s(self, device_ids: np.ndarray, job_idx) -> np.ndarray:
@@ -150,6 +154,10 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     _check_pairing(scenario, source)
     _check_async_settings(scenario, strategy, source)
     check_protocol_needs(scenario, strategy, initial_state, source)
+    uplink = _tabulate(make_link(scenario.channel, channel_seed, "uplink"), n)
+    measured_up_bps = None
+    if isinstance(scenario.devices.source, FlashSource):
+        population, measured_up_bps = _flash_uplink(scenario, streams, population, uplink)
     try:
         availability = make_availability(scenario.devices)
     except TraceError as exc:
@@ -159,7 +167,7 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         streams=streams,
         population=population,
         availability=availability,
-        uplink=_tabulate(make_link(scenario.channel, channel_seed, "uplink"), n),
+        uplink=uplink,
         downlink=_tabulate(make_link(scenario.channel, channel_seed, "downlink"), n),
         allocator=make_allocator(scenario.channel),
         strategy=strategy,
@@ -170,7 +178,30 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         num_examples=num_examples,
         round_time=make_round_time(scenario.devices, streams.numpy("devices", "round_time")),
         d2d=None if scenario.channel.d2d is None else make_d2d_link(scenario.channel, channel_seed),
+        measured_up_bps=measured_up_bps,
     )
+
+
+def _flash_uplink(scenario: Scenario, streams: RngStreams, population, uplink: Link):
+    """FLASH's measured upload throughput as each device's uplink: the transmit power at which
+    an equal share of the uplink band (among all devices) carries it at the device's own path
+    loss and shadowing and mean fading, ``p = (2^(r/b) - 1) N0 b / g``. Returns the population
+    with those powers and the throughputs [n] bit/s."""
+    from dataclasses import replace
+
+    from channels.units import dbm_to_w
+
+    n = scenario.devices.count
+    source = scenario.devices.source
+    assert isinstance(source, FlashSource)
+    flash = draw_flash(n, source.reference_cpu_hz, lambda name: streams.numpy("devices", name))
+    ch = scenario.channel
+    d2d_share = ch.d2d.band.fraction if ch.d2d and ch.d2d.band.kind == "uplink_share" else 0.0
+    band_hz = ch.uplink_bandwidth_hz * (1.0 - d2d_share) / n
+    gain = uplink.static_gain(link_ids=np.arange(n), distance_m=population.distance_m)
+    noise_w = float(dbm_to_w(ch.noise_psd_dbm_per_hz)) * band_hz
+    power_w = (2.0 ** (flash.up_bps / band_hz) - 1.0) * noise_w / gain
+    return replace(population, tx_power_dbm=10.0 * np.log10(power_w) + 30.0), flash.up_bps
 
 
 def _trace_problem(field: str, exc: TraceError) -> Problem:

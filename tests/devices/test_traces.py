@@ -158,3 +158,30 @@ def test_bad_device_tables_exit_2_naming_the_row(tmp_path, text, message):
     assert out.returncode == 2
     expected = "expected " + message.format(path=table)
     assert out.stderr.strip() == f"{path}: devices.source.path: {expected}"
+
+
+def test_flash_devices_keep_the_tables_compute_spread_and_measured_uplinks(tmp_path):
+    """scenarios/flash_devices.yaml end to end: every CPU speed is reference x score / median
+    score of a phone in the table; each device's uplink at an equal share of the band and mean
+    fading carries a measured throughput (recomputed from devices.parquet)."""
+    from pathlib import Path
+
+    from devices.flash import flash_scores, flash_upload_bps
+    from simulator.engine.runner import run
+    from simulator.loader import load_scenario
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "flash_devices.yaml"
+    result = run(load_scenario(path, ["simulation.rounds=2"]), out_root=tmp_path)
+    table = result.devices.to_pandas()
+    scores = np.array(sorted(flash_scores().values()))
+    ratios = table.cpu_hz / 1e9 * np.median(scores)
+    assert all(np.isclose(scores, r, rtol=1e-12).any() for r in ratios)
+    # compute times follow the table's spread: 1/score, up to the draw of 40 phones
+    assert ratios.max() / ratios.min() > 10
+    measured = set(flash_upload_bps().tolist())
+    assert set(table.measured_up_bps) <= measured
+    b = 100e6 / 40
+    gain = 10 ** (-table.pathloss_db / 10)
+    snr = 10 ** ((table.tx_power_dbm - 30) / 10) * gain / (10 ** ((-174 - 30) / 10) * b)
+    np.testing.assert_allclose(b * np.log2(1 + snr), table.measured_up_bps, rtol=1e-9)
+    assert result.summary["status"] == "completed"
