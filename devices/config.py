@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 
 class _Frozen(BaseModel):
@@ -151,6 +159,41 @@ class FlashSource(_Frozen):
 DeviceSource = Annotated[TableSource | FlashSource, Field(discriminator="kind")]
 
 
+class ConstantMobility(_Frozen):
+    """Devices never move (the default)."""
+
+    kind: Literal["constant"]
+
+
+class ConstantVelocityMobility(_Frozen):
+    """Each device moves at a speed drawn from ``speed_mps`` [low, high] m/s, heading
+    ``heading_deg`` (counterclockwise from +x; drawn uniformly when not given), reflected at
+    the placement area's edge."""
+
+    kind: Literal["constant_velocity"]
+    speed_mps: tuple[NonNegativeFloat, NonNegativeFloat] = (0.5, 2.0)
+    heading_deg: float | None = None
+    update_s: PositiveFloat | None = Field(
+        default=None, description="position update step (default: the fading coherence time)"
+    )
+
+
+class RandomWaypointMobility(_Frozen):
+    """Random waypoint inside the placement area, a speed from ``speed_mps`` per leg."""
+
+    kind: Literal["random_waypoint"]
+    speed_mps: tuple[NonNegativeFloat, NonNegativeFloat] = (0.5, 2.0)
+    update_s: PositiveFloat | None = Field(
+        default=None, description="position update step (default: the fading coherence time)"
+    )
+
+
+MobilityConfig = Annotated[
+    ConstantMobility | ConstantVelocityMobility | RandomWaypointMobility,
+    Field(discriminator="kind"),
+]
+
+
 class DevicesConfig(_Frozen):
     count: PositiveInt
     source: DeviceSource | None = Field(
@@ -170,3 +213,4 @@ class DevicesConfig(_Frozen):
     placement: Placement = DiscPlacement(kind="disc", radius_m=500.0)
     availability: AvailabilityConfig = AlwaysOnConfig(kind="always_on")
     round_time: RoundTimeConfig = NaturalRoundTime(kind="natural")
+    mobility: MobilityConfig = ConstantMobility(kind="constant")

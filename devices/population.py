@@ -10,6 +10,7 @@ import numpy as np
 from devices.availability import AlwaysOn, Availability, MarkovOnOff
 from devices.config import (
     Choice,
+    ConstantMobility,
     DevicesConfig,
     DiscPlacement,
     FlashSource,
@@ -17,10 +18,12 @@ from devices.config import (
     MarkovConfig,
     ProfileRoundTime,
     Quantity,
+    RandomWaypointMobility,
     TraceAvailabilityConfig,
     Uniform,
 )
 from devices.flash import draw_flash
+from devices.mobility import Area, ConstantVelocity, RandomWaypoint
 from devices.round_time import RoundTimeProfiles, assign_profiles
 from devices.spec import Population
 from devices.traces import TraceAvailability, read_availability_trace, read_device_table
@@ -120,3 +123,26 @@ def make_round_time(cfg: DevicesConfig, rng: np.random.Generator) -> RoundTimePr
     mean = np.array([p.mean_s for p in rt.profiles])[which]
     std = np.array([p.std_s for p in rt.profiles])[which]
     return RoundTimeProfiles(mean, std)
+
+
+def make_mobility(cfg: DevicesConfig, rng: np.random.Generator):
+    """The mobility model, or None when devices never move."""
+    m = cfg.mobility
+    if isinstance(m, ConstantMobility):
+        return None
+    p = cfg.placement
+    area = Area(radius_m=p.radius_m) if isinstance(p, DiscPlacement) else Area(side_m=p.side_m)
+    low, high = m.speed_mps
+    if isinstance(m, RandomWaypointMobility):
+        model = RandomWaypoint(area, (low, high), rng)
+        model.start(cfg.count)
+        return model
+    speed = rng.uniform(low, high, cfg.count)
+    heading = (
+        np.full(cfg.count, np.deg2rad(m.heading_deg))
+        if m.heading_deg is not None
+        else rng.uniform(0, 2 * np.pi, cfg.count)
+    )
+    return ConstantVelocity(
+        area, np.column_stack([speed * np.cos(heading), speed * np.sin(heading)])
+    )

@@ -28,7 +28,7 @@ import numpy as np
 import simpy
 
 from fl.state import ClientUpdate, ModelState
-from simulator.engine.costs import LegCosts, plan_stage
+from simulator.engine.costs import plan_stage
 from simulator.engine.learning import PERSONAL_NAN
 from simulator.engine.processes import (
     STOPPING,
@@ -120,7 +120,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     arrivals = simpy.Store(env)
     jobs_done = np.zeros(n, dtype=np.int64)  # per-device job counter (training stream key)
     busy = np.zeros(n, dtype=bool)  # dispatched and not yet handled by the server
-    costs = LegCosts(world)
+    costs = ctx.costs
     dispatches = 0
     pending = Pending()
     last_publish_s = 0.0
@@ -302,6 +302,7 @@ def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: f
         "max_staleness": int(np.max(pending.staleness)),
         "d2d_s": 0.0,
         "bits_d2d": 0,
+        "mean_distance_m": float(world.population.distance_m.mean()),
         **world.strategy.round_metrics(),
     }
     if not world.scenario.systems_only:

@@ -83,10 +83,8 @@ class LegCosts:
 
     def __init__(self, world: World):
         ch, pop = world.scenario.channel, world.population
-        every = np.arange(world.num_devices)
         self.world = world
-        self.static_dl = world.downlink.static_gain(link_ids=every, distance_m=pop.distance_m)
-        self.static_ul = world.uplink.static_gain(link_ids=every, distance_m=pop.distance_m)
+        self.refresh_positions()
         self.server_w = float(dbm_to_w(ch.server_tx_power_dbm))
         self.device_w = dbm_to_w(pop.tx_power_dbm)
         samples = world.work.samples_processed(world.num_examples)
@@ -103,6 +101,13 @@ class LegCosts:
                 if band.kind == "dedicated"
                 else ch.uplink_bandwidth_hz * band.fraction
             )
+
+    def refresh_positions(self) -> None:
+        """Path loss and shadowing at the devices' current positions (after they moved)."""
+        world, every = self.world, np.arange(self.world.num_devices)
+        distance = world.population.distance_m
+        self.static_dl = world.downlink.static_gain(link_ids=every, distance_m=distance)
+        self.static_ul = world.uplink.static_gain(link_ids=every, distance_m=distance)
 
     # --- one leg kind each -------------------------------------------------------------------
     def downlink_s(self, ids, bits, t_s: float, slots: int) -> tuple[NDArray, float]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 import numpy as np
@@ -53,9 +53,11 @@ class RunContext:
     end_s: float = 0.0  # virtual time when the run stopped
     leg_steps: dict = field(default_factory=dict)  # LegStep per (leg name, kind), see StageTable
     device_stats: DeviceStats = field(init=False)
+    costs: LegCosts = field(init=False)  # one per run: both servers and mobility share it
 
     def __post_init__(self) -> None:
         self.device_stats = DeviceStats(len(self.online))
+        self.costs = LegCosts(self.world)
         for d in np.flatnonzero(~self.online).tolist():  # offline from the start
             self.device_stats.went_offline(d, 0.0)
 
@@ -215,6 +217,20 @@ def client_job(env: simpy.Environment, ctx: RunContext, job: Job):
         ctx.running.pop(dev, None)
         stats.jobs[dev] += job.ends_round
         stats.busy_s[dev] += sum(spent)
+
+
+def device_mobility(env: simpy.Environment, ctx: RunContext, model, step_s: float):
+    """Move every device at each multiple of ``step_s`` (the coherence block boundaries), so
+    that a block sees one set of positions; path loss follows. One ``positions`` event each."""
+    world = ctx.world
+    while True:
+        last_s = env.now
+        yield env.timeout((math.floor(env.now / step_s + 1e-9) + 1) * step_s - env.now)
+        moved = model.advance(world.population.position_m.copy(), env.now - last_s)
+        world.population = replace(world.population, position_m=moved)
+        ctx.costs.refresh_positions()
+        mean_m = float(world.population.distance_m.mean())
+        ctx.recorder.event(env.now, "positions", SERVER, duration_s=mean_m, detail="mean distance")
 
 
 def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int, rng):
@@ -381,7 +397,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
     world = ctx.world
     sim = world.scenario.simulation
     rec = ctx.recorder
-    costs = LegCosts(world)
+    costs = ctx.costs
     all_ids = np.arange(world.num_devices)
     round_idx = 0
     while ctx.version < sim.rounds:
@@ -509,6 +525,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             t_max_s=first.t_max_s,
             kkt_residual=max(first.certificate.values()) if first.certificate else math.nan,
             bits_d2d=int(account.bits["d2d"]),
+            mean_distance_m=float(world.population.distance_m.mean()),
             **breakdown,
             **world.strategy.round_metrics(),
         )

@@ -22,8 +22,9 @@ import pyarrow as pa
 import simpy
 
 from devices.availability import AlwaysOn
+from devices.population import make_mobility
 from simulator.config import Scenario
-from simulator.engine.processes import RunContext, device_availability, sync_server
+from simulator.engine.processes import RunContext, device_availability, device_mobility, sync_server
 from simulator.engine.recorder import Recorder
 from simulator.engine.world import World, build
 from simulator.outputs import publish_dir, write_json, write_table, write_yaml
@@ -72,6 +73,12 @@ def simulate_world(
         for d in range(world.num_devices):
             rng = world.streams.numpy("availability", d, 1)
             env.process(device_availability(env, ctx, d, rng))
+    # mobility: positions move at the coherence-block boundaries (or every update_s)
+    mobility = make_mobility(world.scenario.devices, world.streams.numpy("devices", "mobility"))
+    if mobility is not None:
+        block_s = float(getattr(world.scenario.channel.fading, "coherence_s", 1.0))
+        update_s = getattr(world.scenario.devices.mobility, "update_s", None)
+        env.process(device_mobility(env, ctx, mobility, float(update_s or block_s)))
     # the strategy's declared mode picks the server process
     if "async" in world.strategy.modes:
         from simulator.engine.async_processes import async_server
