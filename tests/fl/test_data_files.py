@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import pickle
 import struct
 import subprocess
@@ -21,6 +20,7 @@ from fl.config import ArraysData, Cifar10Data, FemnistData, MnistData
 from fl.data_files import DataFileError, load_arrays, load_cifar10, load_femnist, load_mnist_like
 from fl.factory import make_data
 from tests.conftest import TINY
+from tests.fl.test_safe_pickle import RunsACommand
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> None:
@@ -95,14 +95,6 @@ def test_cifar10_python_batches(tmp_path):
     assert pool.train_x.shape == (40, 3, 32, 32) and pool.test_x.shape == (8, 3, 32, 32)
     assert 0.0 <= pool.train_x.min() and pool.train_x.max() <= 1.0
     assert pool.train_y.tolist()[:10] == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1]
-
-
-class RunsACommand:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 def test_a_malicious_cifar_batch_exits_2_naming_the_file_and_runs_nothing(tmp_path):
