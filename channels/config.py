@@ -145,3 +145,20 @@ class ChannelConfig(_Frozen):
     d2d: D2DConfig | None = Field(
         default=None, description="device-to-device links (strategies that relay between devices)"
     )
+
+    @property
+    def uplink_data_bandwidth_hz(self) -> float:
+        """The uplink band uplink legs share, Hz: all of it, less a D2D ``uplink_share``."""
+        band = self.d2d.band if self.d2d is not None else None
+        share = band.fraction if isinstance(band, UplinkShareConfig) else 0.0
+        return self.uplink_bandwidth_hz * (1.0 - share)
+
+    @property
+    def d2d_bandwidth_hz(self) -> float:
+        """The band a D2D leg's senders share, Hz (nan without ``d2d``)."""
+        if self.d2d is None:
+            return float("nan")
+        band = self.d2d.band
+        if isinstance(band, DedicatedBandConfig):
+            return band.bandwidth_hz
+        return self.uplink_bandwidth_hz * band.fraction

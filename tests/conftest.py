@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import settings
@@ -38,6 +40,13 @@ TINY = {
     "training": {"local_steps": 2, "batch_size": 8, "lr": 0.1},
     "strategy": {"kind": "fedavg"},
 }
+
+
+def run_wedge(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess, as a user runs it: (returncode, stdout, stderr) as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "simulator.cli", *args], capture_output=True, text=True, check=False
+    )
 
 
 def make_scenario(overrides: dict | None = None, base: dict = TINY) -> Scenario:

@@ -91,16 +91,8 @@ class LegCosts:
         self.full_job_s = pop.cycles_per_sample * samples / pop.cpu_hz
         self.broadcast = ch.downlink.mode == "broadcast"
         self.dl_band_hz = ch.downlink_bandwidth_hz
-        d2d_share = ch.d2d.band.fraction if ch.d2d and ch.d2d.band.kind == "uplink_share" else 0.0
-        self.ul_band_hz = ch.uplink_bandwidth_hz * (1.0 - d2d_share)
-        self.d2d_band_hz = math.nan
-        if ch.d2d is not None:
-            band = ch.d2d.band
-            self.d2d_band_hz = (
-                band.bandwidth_hz
-                if band.kind == "dedicated"
-                else ch.uplink_bandwidth_hz * band.fraction
-            )
+        self.ul_band_hz = ch.uplink_data_bandwidth_hz
+        self.d2d_band_hz = ch.d2d_bandwidth_hz
 
     def refresh_positions(self) -> None:
         """Path loss and shadowing at the devices' current positions (after they moved)."""

@@ -196,8 +196,7 @@ def _flash_uplink(scenario: Scenario, streams: RngStreams, population, uplink: L
     assert isinstance(source, FlashSource)
     flash = draw_flash(n, source.reference_cpu_hz, lambda name: streams.numpy("devices", name))
     ch = scenario.channel
-    d2d_share = ch.d2d.band.fraction if ch.d2d and ch.d2d.band.kind == "uplink_share" else 0.0
-    band_hz = ch.uplink_bandwidth_hz * (1.0 - d2d_share) / n
+    band_hz = ch.uplink_data_bandwidth_hz / n
     gain = uplink.static_gain(link_ids=np.arange(n), distance_m=population.distance_m)
     noise_w = float(dbm_to_w(ch.noise_psd_dbm_per_hz)) * band_hz
     power_w = (2.0 ** (flash.up_bps / band_hz) - 1.0) * noise_w / gain

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ import yaml
 from devices.traces import TraceAvailability, TraceError, read_availability_trace
 from simulator.engine.runner import simulate_world
 from simulator.engine.world import build
-from tests.conftest import TINY, make_scenario
+from tests.conftest import TINY, make_scenario, run_wedge
 
 TRACE = """device_id,online_from_s,online_until_s
 0,0,0.05
@@ -93,10 +91,7 @@ def test_a_bad_trace_exits_2_with_one_line_and_writes_nothing(tmp_path):
     }
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(scenario))
-    out = subprocess.run(
-        [sys.executable, "-m", "simulator.cli", "run", str(path), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    out = run_wedge("run", str(path), "--out", str(tmp_path / "o"))
     assert out.returncode == 2
     assert out.stderr.strip() == (
         f"{path}: devices.availability.path: expected a device_id in 0..3 at {trace} row 2, found 9"
@@ -151,10 +146,7 @@ def test_bad_device_tables_exit_2_naming_the_row(tmp_path, text, message):
     }
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(scenario))
-    out = subprocess.run(
-        [sys.executable, "-m", "simulator.cli", "validate", str(path)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    out = run_wedge("validate", str(path))
     assert out.returncode == 2
     expected = "expected " + message.format(path=table)
     assert out.stderr.strip() == f"{path}: devices.source.path: {expected}"

@@ -7,8 +7,6 @@ import gzip
 import json
 import pickle
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ from fl.clustered import clustered_split, rotate
 from fl.config import ArraysData, Cifar10Data, FemnistData, MnistData
 from fl.data_files import DataFileError, load_arrays, load_cifar10, load_femnist, load_mnist_like
 from fl.factory import make_data
-from tests.conftest import TINY
+from tests.conftest import TINY, run_wedge
 from tests.fl.test_safe_pickle import RunsACommand
 
 
@@ -107,10 +105,7 @@ def test_a_malicious_cifar_batch_exits_2_naming_the_file_and_runs_nothing(tmp_pa
     scenario["model"] = {"kind": "mlp", "hidden": [8]}
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(scenario))
-    out = subprocess.run(
-        [sys.executable, "-m", "simulator.cli", "run", str(path), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    out = run_wedge("run", str(path), "--out", str(tmp_path / "o"))
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == (
         f"{path}: data.path: expected a CIFAR-10 batch of arrays and lists at "

@@ -349,24 +349,17 @@ def test_a_round_recomputed_by_hand_from_devices_parquet(tmp_path):
     ],
 )
 def test_protocol_settings_that_cannot_work_exit_2(tmp_path, setting, field, line):
-    import subprocess
-    import sys
 
     import yaml
 
-    from tests.conftest import TINY
+    from tests.conftest import TINY, run_wedge
 
     base = {k: v for k, v in TINY.items() if k not in ("channel", "strategy")}
     path = tmp_path / "bad.yaml"
     strategy = "" if "strategy" in setting else "\nstrategy: {kind: fedavg}"
     path.write_text(yaml.safe_dump(base) + setting + strategy + "\n")
     for command in (["validate"], ["run", "--out", str(tmp_path / "o")]):
-        out = subprocess.run(
-            [sys.executable, "-m", "simulator.cli", *command, str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        out = run_wedge(*command, str(path))
         assert out.returncode == 2, out.stderr
         assert out.stderr.strip() == f"{path}: {line}", out.stderr
         assert not (tmp_path / "o").exists()
