@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +34,29 @@ class FederatedData:
     client_test_indices: list[np.ndarray] | None = None
     # the true group of each device under a clustered partition, ndarray [n_devices] int
     device_groups: np.ndarray | None = None
+    # ... and the group of each test example (the test split holds every group's copy)
+    test_groups: np.ndarray | None = None
+
+    @property
+    def num_groups(self) -> int:
+        """Number of true groups (0 without a clustered partition)."""
+        return 0 if self.device_groups is None else int(self.device_groups.max()) + 1
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
+
+    def to(self, device: torch.device) -> FederatedData:
+        """The same data with its tensors on ``device`` (index lists stay numpy)."""
+        if self.train_x.device == device:
+            return self
+        return replace(
+            self,
+            train_x=self.train_x.to(device),
+            train_y=self.train_y.to(device),
+            test_x=self.test_x.to(device),
+            test_y=self.test_y.to(device),
+        )
 
     def num_examples(self) -> np.ndarray:
         """Training examples per device, ndarray [n_devices] int."""

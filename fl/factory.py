@@ -144,9 +144,10 @@ def make_data(cfg: DataConfig, num_devices: int, rng_for: RngFor) -> FederatedDa
     train_x, train_y, test_x, test_y = pool.train_x, pool.train_y, pool.test_x, pool.test_y
     assert test_x is not None and test_y is not None
     parts = partition(cfg.partition, train_y, num_devices, rng_for("partition"), pool.writer)
-    groups = None
+    groups = test_groups = None
     if isinstance(cfg.partition, ClusteredPartition):
         p = cfg.partition
+        test_groups = np.repeat(np.arange(p.groups), len(test_y))
         train_x, train_y, parts, test_x, test_y, groups = clustered_split(
             train_x, train_y, test_x, test_y, parts,
             groups=p.groups, shift=p.shift, num_classes=pool.num_classes,
@@ -166,6 +167,7 @@ def make_data(cfg: DataConfig, num_devices: int, rng_for: RngFor) -> FederatedDa
         pool.num_classes,
         local_tests,
         device_groups=groups,
+        test_groups=test_groups,
     )
 
 

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 def training_flops_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     """Forward + backward FLOPs for one sample of shape ``input_shape``."""
-    probe = copy.deepcopy(model)
+    probe = copy.deepcopy(model).cpu()  # FLOPs do not depend on where the model lives
     x = torch.zeros(2, *input_shape)  # two: BatchNorm cannot train on a single value
     counter = FlopCounterMode(display=False)
     with counter:

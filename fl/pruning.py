@@ -27,13 +27,13 @@ def magnitude_masks(global_state: ModelState, rho: torch.Tensor) -> dict[str, to
 
     Ties in magnitude are broken by position (stable sort), so masks are deterministic.
     """
-    rho = torch.as_tensor(rho, dtype=torch.float64)
     masks = {}
     for name, tensor in global_state.items():
+        rho = torch.as_tensor(rho, dtype=torch.float64, device=tensor.device)
         flat = tensor.detach().reshape(-1).abs()
         order = torch.sort(flat, descending=True, stable=True).indices
         rank = torch.empty_like(order)
-        rank[order] = torch.arange(flat.numel())
+        rank[order] = torch.arange(flat.numel(), device=flat.device)
         # floor, with a relative guard so 0.75 * 4 is 3, not 2.999...
         keep = torch.floor((1.0 - rho) * flat.numel() * (1 + 1e-12)).long()  # [C]
         masks[name] = (rank.unsqueeze(0) < keep.unsqueeze(1)).reshape(-1, *tensor.shape)
@@ -58,9 +58,9 @@ def aggregate_kept_entries(
     weights : [C] aggregation weights (e.g. local example counts), non-negative
     zero_filled : average the zero-filled tensors instead of only the devices that kept an entry
     """
-    w = torch.as_tensor(weights, dtype=torch.float64)
     out = {}
     for name, old in global_state.items():
+        w = torch.as_tensor(weights, dtype=torch.float64, device=old.device)
         m = masks[name].to(torch.float64)
         wm = w.reshape(-1, *([1] * old.dim())) * m
         total = (wm * stacked[name].to(torch.float64)).sum(dim=0)

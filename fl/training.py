@@ -50,6 +50,12 @@ class BatchPlan:
     index: torch.Tensor
     mask: torch.Tensor
 
+    def to(self, device: torch.device) -> BatchPlan:
+        """The plan on ``device`` (drawn on the CPU, used where the data lives)."""
+        if self.index.device == device:
+            return self
+        return BatchPlan(self.index.to(device), self.mask.to(device))
+
 
 def plan_batches(
     client_indices: Sequence[np.ndarray], work: LocalWork, rngs: Sequence[np.random.Generator]
@@ -153,6 +159,7 @@ def train_cohort(
         client's own generator), passed to the model as a second forward argument.
     """
     c, steps, b = plan.index.shape
+    plan = plan.to(x.device)
     params = _stacked_params(start, c, stacked_start)
     forward = _cohort_forward(model, c, frozen, client_inputs is not None)
     masks = [
@@ -162,8 +169,8 @@ def train_cohort(
     offsets = [None if grad_offsets is None else grad_offsets.get(k) for k in params]
     leaves = list(params.values())
     step_sizes = None if lr_by_name is None else [-lr_by_name.get(k, lr) for k in params]
-    loss_sum = torch.zeros(c)
-    active_steps = torch.zeros(c)
+    loss_sum = torch.zeros(c, device=x.device)
+    active_steps = torch.zeros(c, device=x.device)
     for s in range(steps):
         mask = plan.mask[:, s]
         per_client = _step_losses(forward, params, x, y, plan, s, client_inputs)
@@ -206,12 +213,13 @@ def cohort_gradients(
     mean loss. Fully masked steps contribute nothing; a client with no data gets zeros.
     """
     c, steps, _ = plan.index.shape
+    plan = plan.to(x.device)
     params = _stacked_params(start, c, stacked_start)
     forward = _cohort_forward(model, c, frozen, client_inputs is not None)
     leaves = list(params.values())
     total = [torch.zeros_like(v) for v in leaves]
-    loss_sum = torch.zeros(c)
-    active_steps = torch.zeros(c)
+    loss_sum = torch.zeros(c, device=x.device)
+    active_steps = torch.zeros(c, device=x.device)
     for s in range(steps):
         per_client = _step_losses(forward, params, x, y, plan, s, client_inputs)
         grads = torch.autograd.grad(per_client.sum(), leaves)
@@ -298,10 +306,11 @@ def train_cohort_loop(
     """Same as :func:`train_cohort`, one client at a time with ``torch.optim.SGD`` (one
     parameter group per name, so each can have its own step size)."""
     c, steps, _ = plan.index.shape
+    plan = plan.to(x.device)
     frozen = frozen or {}
     states, losses = [], []
     for i in range(c):
-        model = model_factory()
+        model = model_factory().to(x.device)
         own = {k: (v[i] if stacked_start else v) for k, v in start.items()}
         model.load_state_dict({**own, **frozen}, strict=False)
         named = dict(model.named_parameters())

@@ -20,7 +20,7 @@ from fl.strategies.base import Strategy
 
 def weighted_average(states: Sequence[ModelState], weights: Sequence[float]) -> ModelState:
     """``sum_k w_k s_k / sum_k w_k`` per tensor. Callers fix the order for reproducibility."""
-    w = torch.tensor(weights, dtype=torch.float64)
+    w = torch.tensor(weights, dtype=torch.float64, device=next(iter(states[0].values())).device)
     w = w / w.sum()
     return {
         name: torch.tensordot(w, torch.stack([s[name] for s in states]).double(), dims=1).to(

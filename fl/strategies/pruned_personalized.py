@@ -107,13 +107,14 @@ class PrunedPersonalized(FedAvg):
     def local_updates(
         self, *, model, data, global_state, device_ids, rho, base_version, round_idx, work, rngs
     ):
-        ids = torch.as_tensor(device_ids, dtype=torch.long)
+        device = data.train_x.device
+        ids = torch.as_tensor(device_ids, dtype=torch.long, device=device)
         shared = {k: global_state[k] for k in self.shared}
         masks = magnitude_masks(shared, torch.as_tensor(rho))
         start = {k: shared[k].unsqueeze(0) * masks[k] for k in self.shared}
         start.update({k: self.heads[k][ids] for k in self.personal})
         indices = [data.client_indices[d] for d in device_ids]
-        frozen = {k: torch.zeros(1) for k in self.personal}
+        frozen = {k: torch.zeros(1, device=device) for k in self.personal}
         # 1. personal steps: head only (global part frozen)
         phase1 = LocalWork(work.batch_size, work.lr, steps=self.personal_steps)
         r1 = train_cohort(
@@ -124,7 +125,7 @@ class PrunedPersonalized(FedAvg):
             plan_batches(indices, phase1, rngs),
             work.lr,
             stacked_start=True,
-            grad_masks={k: torch.zeros(1) for k in self.shared},
+            grad_masks={k: torch.zeros(1, device=device) for k in self.shared},
         )
         # 2. global steps: kept global entries only (head frozen); same generators, next draws
         phase2 = LocalWork(work.batch_size, work.lr, steps=self.global_steps)
@@ -154,7 +155,8 @@ class PrunedPersonalized(FedAvg):
         ]
 
     def device_states(self, *, global_state, device_ids):
-        ids = torch.as_tensor(device_ids, dtype=torch.long)
+        some = next(iter(global_state.values()))
+        ids = torch.as_tensor(device_ids, dtype=torch.long, device=some.device)
         c = len(device_ids)
         states = {
             k: global_state[k].unsqueeze(0).expand(c, *global_state[k].shape) for k in self.shared

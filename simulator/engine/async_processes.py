@@ -29,7 +29,7 @@ import simpy
 
 from fl.state import ClientUpdate, ModelState
 from simulator.engine.costs import plan_stage
-from simulator.engine.learning import PERSONAL_NAN
+from simulator.engine.learning import evaluation_nan
 from simulator.engine.processes import (
     STOPPING,
     Job,
@@ -280,7 +280,7 @@ def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: f
         "accuracy": math.nan,
         "loss": math.nan,
         "train_loss": math.nan,
-        **PERSONAL_NAN,
+        **evaluation_nan(ctx.world),
         "downlink_s": a.job.downlink_s,
         "compute_s": a.compute_spent_s,
         "uplink_s": a.uplink_spent_s,

@@ -57,11 +57,15 @@ def train_and_aggregate(
     return LearningStep(new_state, train_loss)
 
 
-def evaluate_global(world: World) -> tuple[float, float]:
-    """(accuracy, loss) of the current global model on the held-out test split."""
-    assert world.data is not None
-    ev = evaluate(world.model, world.global_state, world.data.test_x, world.data.test_y)
-    return ev.accuracy, ev.loss
+def evaluate_global(world: World) -> dict:
+    """Accuracy and loss of the current global model on the held-out test split, and under a
+    clustered partition its accuracy on each true group's copy (``accuracy_group<g>``)."""
+    data = world.data
+    assert data is not None
+    ev = evaluate(world.model, world.global_state, data.test_x, data.test_y, data.test_groups)
+    row = {"accuracy": ev.accuracy, "loss": ev.loss}
+    row.update({f"accuracy_group{g}": a for g, a in enumerate(ev.group_accuracy)})
+    return row
 
 
 PERSONAL_NAN = {
@@ -72,10 +76,24 @@ PERSONAL_NAN = {
 }
 
 
+def evaluation_nan(world: World) -> dict:
+    """The evaluation columns of a metrics row, all nan (filled on evaluated versions): the
+    personalised-accuracy columns, and per true group (clustered partitions) the global and
+    personalised accuracy of that group."""
+    row = dict(PERSONAL_NAN)
+    groups = 0 if world.data is None else world.data.num_groups
+    for g in range(groups):
+        row[f"accuracy_group{g}"] = math.nan
+        if world.data is not None and world.data.client_test_indices is not None:
+            row[f"personal_accuracy_group{g}"] = math.nan
+    return row
+
+
 def personal_accuracy(world: World) -> dict:
     """Each device's accuracy on its own held-out data with the model it runs (global model
-    for FedAvg, global part + own head when personalised): mean and 10/50/90th percentiles.
-    Empty when the data has no local test splits."""
+    for FedAvg, global part + own head when personalised): mean and 10/50/90th percentiles,
+    and under a clustered partition the mean over each true group's devices
+    (``personal_accuracy_group<g>``). Empty when the data has no local test splits."""
     data = world.data
     if data is None or data.client_test_indices is None:
         return {}
@@ -85,12 +103,17 @@ def personal_accuracy(world: World) -> dict:
         world.model, states, data.train_x, data.train_y, data.client_test_indices
     ).numpy()
     p10, p50, p90 = np.nanpercentile(acc, [10, 50, 90])
-    return {
+    row = {
         "personal_accuracy_mean": float(np.nanmean(acc)),
         "personal_accuracy_p10": float(p10),
         "personal_accuracy_p50": float(p50),
         "personal_accuracy_p90": float(p90),
     }
+    for g in range(data.num_groups):
+        members = acc[data.device_groups == g]
+        has = members[~np.isnan(members)]
+        row[f"personal_accuracy_group{g}"] = float(has.mean()) if has.size else math.nan
+    return row
 
 
 def is_diverged(state: ModelState, *losses: float) -> bool:

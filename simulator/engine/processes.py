@@ -24,8 +24,8 @@ from fl.state import Failure
 from simulator.engine.costs import ALLOCATION_OK, LegCosts, StagePlan, plan_stage
 from simulator.engine.device_stats import DeviceStats
 from simulator.engine.learning import (
-    PERSONAL_NAN,
     evaluate_global,
+    evaluation_nan,
     is_diverged,
     personal_accuracy,
     train_and_aggregate,
@@ -573,7 +573,7 @@ def _publish(
         "accuracy": math.nan,
         "loss": math.nan,
         "train_loss": math.nan,
-        **PERSONAL_NAN,
+        **evaluation_nan(world),
     }
     if not world.scenario.systems_only:
         step = train_and_aggregate(
@@ -601,7 +601,7 @@ def evaluate_version(ctx: RunContext, row: dict, version: int, losses: list, whe
     every = world.scenario.training.eval_every
     if version % every == 0 or version == world.scenario.simulation.rounds:
         if not world.strategy.personalized:
-            row["accuracy"], row["loss"] = evaluate_global(world)
+            row.update(evaluate_global(world))
             losses = [*losses, row["loss"]]
         row.update(personal_accuracy(world))
     if is_diverged(world.global_state, *losses):

@@ -128,10 +128,20 @@ def summarize(scenario: Scenario, recorder: Recorder, ctx: RunContext, wall_s: f
         "energy_j": float(sum(m["energy_compute_j"] + m["energy_tx_j"] for m in metrics)),
         "events": recorder.num_events,
         "wall_time_s": wall_s,
+        "training_device": _device_name(ctx.world.training_device),
         "allocation_wall_s": ctx.allocation_wall_s,
         "notes": ctx.notes,
         **staleness_summary(ctx.staleness),
     }
+
+
+def _device_name(device) -> str:
+    """``cpu``, or ``cuda:0 (NVIDIA H200)``: which hardware produced the numbers."""
+    if device.type != "cuda":
+        return device.type
+    import torch
+
+    return f"{device} ({torch.cuda.get_device_name(device)})"
 
 
 def staleness_summary(staleness: list[int]) -> dict:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import torch
 from torch import nn
 
 from channels.allocation import BandwidthAllocator
@@ -21,6 +22,7 @@ from devices.population import make_availability, make_population, make_round_ti
 from devices.round_time import RoundTimeProfiles
 from devices.spec import Population
 from devices.traces import TraceError
+from fl.compute_device import DeviceUnavailable, resolve_device
 from fl.data_files import DataFileError
 from fl.datasets import FederatedData
 from fl.factory import data_signature, make_data, make_local_work, make_strategy, strategy_class
@@ -56,6 +58,7 @@ class World:
     round_time: RoundTimeProfiles | None = None  # None: natural job times (CPU + channel)
     d2d: Link | None = None  # device-to-device links (``channel.d2d``), keyed by pair id
     measured_up_bps: np.ndarray | None = None  # FLASH source: each device's measured uplink
+    training_device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def num_devices(self) -> int:
@@ -107,6 +110,7 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
 
     # Systems-only runs skip the data unless compute time depends on it (epoch-based work).
     needs_data = not scenario.systems_only or work.epochs is not None
+    device = _training_device(scenario, source)
     data = None
     if needs_data:
         try:
@@ -142,6 +146,11 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     if data is None:
         # Steps-based work does not depend on the split; weights are unused without training.
         num_examples = np.ones(n, np.int64)
+    # initialised on the CPU from the CPU streams, then moved: a GPU run starts from the same
+    # numbers as a CPU run
+    model = model.to(device)
+    if data is not None:
+        data = data.to(device)
     initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     strategy = make_strategy(
         scenario.strategy, model=model, initial_state=initial_state, num_devices=n
@@ -179,7 +188,19 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         round_time=make_round_time(scenario.devices, streams.numpy("devices", "round_time")),
         d2d=None if scenario.channel.d2d is None else make_d2d_link(scenario.channel, channel_seed),
         measured_up_bps=measured_up_bps,
+        training_device=device,
     )
+
+
+def _training_device(scenario: Scenario, source: str) -> torch.device:
+    """The torch device training runs on (systems-only runs train nothing: the CPU)."""
+    if scenario.systems_only:
+        return torch.device("cpu")
+    try:
+        return resolve_device(scenario.training.device)
+    except DeviceUnavailable as exc:
+        expected = "a CUDA GPU torch can use (or device: auto | cpu)"
+        raise ScenarioError(source, [Problem("training.device", expected, str(exc))]) from None
 
 
 def _flash_uplink(scenario: Scenario, streams: RngStreams, population, uplink: Link):

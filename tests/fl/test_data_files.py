@@ -210,6 +210,60 @@ def test_clustered_digits_record_the_true_group_in_devices_parquet(tmp_path):
     assert result.summary["final_accuracy"] is not None
 
 
+def test_clustered_runs_report_accuracy_per_true_group():
+    """The per-group columns are the final model evaluated on each group's own data, by hand."""
+    import torch
+
+    from fl.evaluation import evaluate, evaluate_per_device
+    from simulator.engine.runner import simulate
+    from tests.conftest import make_scenario
+
+    clustered = {"kind": "clustered", "groups": 2, "shift": "label_permutation"}
+    scenario = make_scenario(
+        {"data.partition": clustered, "simulation.rounds": 2, "data.local_test_fraction": 0.25}
+    )
+    recorder, ctx, _ = simulate(scenario)
+    rows = recorder.metrics_table().to_pandas()
+    groups = ["accuracy_group0", "accuracy_group1"]
+    personal = ["personal_accuracy_group0", "personal_accuracy_group1"]
+    assert set(groups + personal) <= set(rows.columns)
+    last = rows.iloc[-1]
+    world = ctx.world
+    data = world.data
+    half = len(data.test_y) // 2  # the test split is group 0's copy, then group 1's
+    for g in range(2):
+        part = slice(g * half, (g + 1) * half)
+        by_hand = evaluate(world.model, world.global_state, data.test_x[part], data.test_y[part])
+        assert last[f"accuracy_group{g}"] == by_hand.accuracy
+    assert last["accuracy"] == pytest.approx(np.mean(last[groups]), abs=1e-12)
+    own = evaluate_per_device(
+        world.model,
+        {k: v.unsqueeze(0).expand(4, *v.shape) for k, v in world.global_state.items()},
+        data.train_x,
+        data.train_y,
+        data.client_test_indices,
+    ).numpy()
+    assert last["personal_accuracy_group0"] == pytest.approx(own[[0, 2]].mean(), abs=1e-12)
+    assert last["personal_accuracy_group1"] == pytest.approx(own[[1, 3]].mean(), abs=1e-12)
+    assert isinstance(data.test_x, torch.Tensor)
+
+
+def test_evaluate_per_group_by_hand():
+    """Identity logits: example i is right when its label is its argmax; groups counted apart."""
+    import torch
+    from torch import nn
+
+    from fl.evaluation import evaluate
+
+    model = nn.Linear(2, 2, bias=False)
+    state = {"weight": torch.eye(2)}
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    y = torch.tensor([0, 0, 0, 1, 1])  # right, wrong, right, right, wrong
+    ev = evaluate(model, state, x, y, np.array([0, 0, 1, 1, 1]))
+    assert ev.accuracy == pytest.approx(3 / 5)
+    assert ev.group_accuracy == (0.5, 2 / 3)
+
+
 def test_mnist_scenario_from_files_runs(tmp_path):
     make_mnist(tmp_path / "mnist", n_train=80, n_test=20, gz=True)
     cfg = MnistData.model_validate(
