@@ -4,32 +4,48 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def SHADOWING_DB(default: float):  # noqa: N802 (a field factory, named like a constant)
+    """Log-normal shadowing standard deviation, dB: 0 (none) to 30."""
+    return Field(default=default, ge=0, le=30)
+
+
+def BANDWIDTH_HZ(default):  # noqa: N802
+    """A band, Hz: 1 Hz to 1 THz (below, rates underflow; above, no radio)."""
+    return Field(default=default, ge=1.0, le=1e12)
+
+
+def COHERENCE_S():  # noqa: N802
+    """A fading coherence time, s: blocks under a microsecond would only multiply events."""
+    return Field(default=1.0, ge=1e-6, le=1e9)
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinity anywhere: a non-finite power or bound only fails deep in a run
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FreeSpaceConfig(_Frozen):
     kind: Literal["free_space"]
-    carrier_hz: PositiveFloat = 2.4e9
-    shadowing_std_db: NonNegativeFloat = 0.0
+    carrier_hz: float = Field(default=2.4e9, gt=0, le=1e12)
+    shadowing_std_db: float = SHADOWING_DB(0.0)
 
 
 class LogDistanceConfig(_Frozen):
     kind: Literal["log_distance"]
-    exponent: PositiveFloat = 3.0
-    ref_distance_m: PositiveFloat = 1.0
-    ref_loss_db: float = 40.0
-    shadowing_std_db: NonNegativeFloat = 8.0
+    exponent: float = Field(default=3.0, gt=0, le=10)
+    ref_distance_m: float = Field(default=1.0, gt=0, le=1e6)
+    ref_loss_db: float = Field(default=40.0, ge=-100, le=300)
+    shadowing_std_db: float = SHADOWING_DB(8.0)
 
 
 class Macro3GPPConfig(_Frozen):
     """``128.1 + 37.6 log10(d_km)`` dB with log-normal shadowing (8 dB in TR 36.814)."""
 
     kind: Literal["macro_3gpp"]
-    shadowing_std_db: NonNegativeFloat = 8.0
+    shadowing_std_db: float = SHADOWING_DB(8.0)
 
 
 PathLossConfig = Annotated[
@@ -43,13 +59,13 @@ class NoFadingConfig(_Frozen):
 
 class RayleighConfig(_Frozen):
     kind: Literal["rayleigh"]
-    coherence_s: PositiveFloat = 1.0
+    coherence_s: float = COHERENCE_S()
 
 
 class RicianConfig(_Frozen):
     kind: Literal["rician"]
-    k_factor: NonNegativeFloat = 3.0
-    coherence_s: PositiveFloat = 1.0
+    k_factor: float = Field(default=3.0, ge=0, le=1e6)
+    coherence_s: float = COHERENCE_S()
 
 
 FadingConfig = Annotated[
@@ -81,7 +97,7 @@ class JointPruningConfig(_Frozen):
     """
 
     kind: Literal["joint_pruning"]
-    t_max_s: PositiveFloat
+    t_max_s: float = Field(gt=0, le=1e12)
     rho_max: float = Field(default=0.9, ge=0, lt=1)
     solver: Literal["kkt", "cvxpy"] = "kkt"
     on_infeasible: Literal["relax", "drop"] = "relax"
@@ -110,7 +126,7 @@ class DedicatedBandConfig(_Frozen):
     transmitters of a leg."""
 
     kind: Literal["dedicated"]
-    bandwidth_hz: PositiveFloat
+    bandwidth_hz: float = BANDWIDTH_HZ(...)
 
 
 class UplinkShareConfig(_Frozen):
@@ -136,10 +152,10 @@ class D2DConfig(_Frozen):
 class ChannelConfig(_Frozen):
     pathloss: PathLossConfig = Macro3GPPConfig(kind="macro_3gpp")
     fading: FadingConfig = RayleighConfig(kind="rayleigh")
-    noise_psd_dbm_per_hz: float = -174.0
-    uplink_bandwidth_hz: PositiveFloat = 1e6
-    downlink_bandwidth_hz: PositiveFloat = 10e6
-    server_tx_power_dbm: float = 43.0
+    noise_psd_dbm_per_hz: float = Field(default=-174.0, ge=-250, le=0)
+    uplink_bandwidth_hz: float = BANDWIDTH_HZ(1e6)
+    downlink_bandwidth_hz: float = BANDWIDTH_HZ(10e6)
+    server_tx_power_dbm: float = Field(default=43.0, ge=-100, le=100)
     allocator: AllocatorConfig = MinMaxLatencyConfig(kind="minmax_latency")
     downlink: DownlinkConfig = DownlinkConfig()
     d2d: D2DConfig | None = Field(

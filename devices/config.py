@@ -8,15 +8,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     PositiveFloat,
-    PositiveInt,
+    field_validator,
     model_validator,
 )
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinity anywhere: a non-finite power or bound only fails deep in a run
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Uniform(_Frozen):
@@ -38,7 +38,7 @@ class LogNormal(_Frozen):
 
     dist: Literal["lognormal"]
     median: PositiveFloat
-    sigma: float = Field(ge=0)
+    sigma: float = Field(ge=0, le=5)
 
 
 class Choice(_Frozen):
@@ -65,19 +65,30 @@ Distribution = Annotated[Uniform | LogNormal | Choice, Field(discriminator="dist
 Quantity = float | Distribution
 
 
+SPEED_MPS = Annotated[float, Field(ge=0, le=1e3)]
+
+
 class DiscPlacement(_Frozen):
     """Uniform over the area of an annulus around the server."""
 
     kind: Literal["disc"]
-    radius_m: PositiveFloat
+    radius_m: float = Field(gt=0, le=1e6)
     min_radius_m: float = Field(default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _inner_inside_outer(self):
+        if self.min_radius_m >= self.radius_m:
+            raise ValueError(
+                f"min_radius_m ({self.min_radius_m:g}) below radius_m ({self.radius_m:g})"
+            )
+        return self
 
 
 class SquarePlacement(_Frozen):
     """Uniform over a square of side ``side_m`` centred on the server."""
 
     kind: Literal["square"]
-    side_m: PositiveFloat
+    side_m: float = Field(gt=0, le=1e6)
 
 
 Placement = Annotated[DiscPlacement | SquarePlacement, Field(discriminator="kind")]
@@ -91,8 +102,9 @@ class MarkovConfig(_Frozen):
     """Markov on/off: exponential online and offline periods with these means (s)."""
 
     kind: Literal["markov"]
-    mean_online_s: PositiveFloat
-    mean_offline_s: PositiveFloat
+    # periods under 10 ms would flood the event log, not model any device
+    mean_online_s: float = Field(ge=0.01, le=1e12)
+    mean_offline_s: float = Field(ge=0.01, le=1e12)
 
 
 class TraceAvailabilityConfig(_Frozen):
@@ -115,8 +127,8 @@ class NaturalRoundTime(_Frozen):
 
 
 class NormalProfile(_Frozen):
-    mean_s: PositiveFloat
-    std_s: float = Field(ge=0)
+    mean_s: float = Field(gt=0, le=1e9)
+    std_s: float = Field(ge=0, le=1e9)
 
 
 def _raspberry_pi_profiles() -> list[NormalProfile]:
@@ -171,9 +183,9 @@ class ConstantVelocityMobility(_Frozen):
     the placement area's edge."""
 
     kind: Literal["constant_velocity"]
-    speed_mps: tuple[NonNegativeFloat, NonNegativeFloat] = (0.5, 2.0)
+    speed_mps: tuple[SPEED_MPS, SPEED_MPS] = (0.5, 2.0)
     heading_deg: float | None = None
-    update_s: PositiveFloat | None = Field(
+    update_s: Annotated[float, Field(ge=1e-3, le=1e9)] | None = Field(
         default=None, description="position update step (default: the fading coherence time)"
     )
 
@@ -182,8 +194,8 @@ class RandomWaypointMobility(_Frozen):
     """Random waypoint inside the placement area, a speed from ``speed_mps`` per leg."""
 
     kind: Literal["random_waypoint"]
-    speed_mps: tuple[NonNegativeFloat, NonNegativeFloat] = (0.5, 2.0)
-    update_s: PositiveFloat | None = Field(
+    speed_mps: tuple[SPEED_MPS, SPEED_MPS] = (0.5, 2.0)
+    update_s: Annotated[float, Field(ge=1e-3, le=1e9)] | None = Field(
         default=None, description="position update step (default: the fading coherence time)"
     )
 
@@ -194,8 +206,31 @@ MobilityConfig = Annotated[
 ]
 
 
+# What each per-device quantity may be, (low, high] (tx power: [low, high]) with its unit: a
+# value outside is a typo or a unit mistake, and would only fail deep inside a run.
+QUANTITY_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "cpu_hz": (0.0, 1e13, "Hz"),
+    "cycles_per_sample": (0.0, 1e13, "cycles"),
+    "cycles_per_flop": (0.0, 1e6, "cycles"),
+    "kappa": (0.0, 1e-15, "J/(cycle Hz^2)"),
+    "tx_power_dbm": (-100.0, 100.0, "dBm"),
+}
+MAX_DEVICES = 10_000_000
+
+
+def _support(value) -> list[float]:
+    """The values a quantity can take that matter for bounds (a lognormal's median)."""
+    if isinstance(value, Uniform):
+        return [value.low, value.high]
+    if isinstance(value, LogNormal):
+        return [value.median]
+    if isinstance(value, Choice):
+        return list(value.values)
+    return [float(value)]
+
+
 class DevicesConfig(_Frozen):
-    count: PositiveInt
+    count: int = Field(gt=0, le=MAX_DEVICES)
     source: DeviceSource | None = Field(
         default=None, description="measured device parameters that replace the draws"
     )
@@ -214,3 +249,16 @@ class DevicesConfig(_Frozen):
     availability: AvailabilityConfig = AlwaysOnConfig(kind="always_on")
     round_time: RoundTimeConfig = NaturalRoundTime(kind="natural")
     mobility: MobilityConfig = ConstantMobility(kind="constant")
+
+    @field_validator(*QUANTITY_BOUNDS)
+    @classmethod
+    def _physical(cls, value, info):
+        if value == "auto":
+            return value
+        low, high, unit = QUANTITY_BOUNDS[info.field_name]
+        inclusive = unit == "dBm"
+        for v in _support(value):
+            if not (low <= v if inclusive else low < v) or v > high:
+                side = "[" if inclusive else "("
+                raise ValueError(f"values in {side}{low:g}, {high:g}] {unit}, not {v:g}")
+        return value

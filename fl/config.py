@@ -8,15 +8,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     model_validator,
 )
 
+MAX_WIDTH = 8192  # widest layer a scenario may ask for
+
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinity anywhere: a non-finite power or bound only fails deep in a run
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class IIDPartition(_Frozen):
@@ -35,7 +37,7 @@ class ShardsPartition(_Frozen):
     """Sort by label, cut into ``shards_per_device * devices`` shards, deal them out."""
 
     kind: Literal["shards"]
-    shards_per_device: PositiveInt = 2
+    shards_per_device: int = Field(default=2, gt=0, le=10_000)
 
 
 class ClusteredPartition(_Frozen):
@@ -43,7 +45,7 @@ class ClusteredPartition(_Frozen):
     (fl/clustered.py); ``within`` splits the pool across all devices first."""
 
     kind: Literal["clustered"]
-    groups: PositiveInt = 4
+    groups: int = Field(default=4, gt=0, le=1000)
     shift: Literal["label_permutation", "rotation", "feature_noise"] = "label_permutation"
     permutation: Literal["shift", "random"] = Field(
         default="shift",
@@ -129,12 +131,12 @@ class SyntheticData(_Frozen):
     """FedProx-style synthetic(alpha, beta): each device has its own model and input law."""
 
     kind: Literal["synthetic"]
-    alpha: NonNegativeFloat = 1.0
-    beta: NonNegativeFloat = 1.0
-    dim: PositiveInt = 60
-    num_classes: PositiveInt = 10
-    samples_median: PositiveInt = 100
-    samples_sigma: NonNegativeFloat = 0.5
+    alpha: float = Field(default=1.0, ge=0, le=100)
+    beta: float = Field(default=1.0, ge=0, le=100)
+    dim: int = Field(default=60, gt=0, le=100_000)
+    num_classes: int = Field(default=10, ge=2, le=10_000)
+    samples_median: int = Field(default=100, gt=0, le=1_000_000)
+    samples_sigma: float = Field(default=0.5, ge=0, le=5)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
 
 
@@ -146,14 +148,18 @@ DataConfig = Annotated[
 
 class MLPConfig(_Frozen):
     kind: Literal["mlp"]
-    hidden: list[PositiveInt] = [64]
+    # bounded so that one typo cannot ask for a terabyte model (see Scenario's parameter cap)
+    hidden: list[Annotated[int, Field(gt=0, le=MAX_WIDTH)]] = Field(default=[64], max_length=32)
 
 
 class CNNConfig(_Frozen):
     """Two conv(3x3)-ReLU-maxpool(2) blocks and a linear head; image data only."""
 
     kind: Literal["cnn"]
-    channels: tuple[PositiveInt, PositiveInt] = (8, 16)
+    channels: tuple[Annotated[int, Field(gt=0, le=1024)], Annotated[int, Field(gt=0, le=1024)]] = (
+        8,
+        16,
+    )
 
 
 ModelConfig = Annotated[MLPConfig | CNNConfig, Field(discriminator="kind")]
@@ -167,9 +173,9 @@ class TrainingConfig(_Frozen):
     """
 
     mode: Literal["full", "none"] = "full"
-    local_steps: PositiveInt | None = 10
-    local_epochs: PositiveInt | None = None
-    batch_size: PositiveInt = 16
+    local_steps: Annotated[int, Field(gt=0, le=1_000_000)] | None = 10
+    local_epochs: Annotated[int, Field(gt=0, le=10_000)] | None = None
+    batch_size: int = Field(default=16, gt=0, le=65_536)
     lr: PositiveFloat = 0.05
     eval_every: PositiveInt = 1
     # Where tensors live while training. `cpu` by default: results are then bit-identical on
@@ -218,8 +224,8 @@ class PrunedPersonalizedConfig(_Frozen):
 
     kind: Literal["pruned_personalized"]
     rho: Literal["adaptive"] | Annotated[float, Field(ge=0, lt=1)] = "adaptive"
-    personal_steps: PositiveInt = 5
-    global_steps: PositiveInt = 5
+    personal_steps: int = Field(default=5, gt=0, le=1_000_000)
+    global_steps: int = Field(default=5, gt=0, le=1_000_000)
     aggregation: Literal["kept_entries", "zero_filled"] = "kept_entries"
     mask_bitmap: bool = False
     clients_per_round: PositiveInt | None = None
@@ -231,8 +237,8 @@ class StalenessConfig(_Frozen):
     1 / (a (tau - b) + 1))."""
 
     kind: Literal["constant", "polynomial", "hinge"] = "polynomial"
-    a: PositiveFloat = 0.5
-    b: NonNegativeFloat = 4.0
+    a: float = Field(default=0.5, gt=0, le=1e3)
+    b: float = Field(default=4.0, ge=0, le=1e9)
 
 
 class FedAsyncConfig(_Frozen):
@@ -247,8 +253,8 @@ class FedBuffConfig(_Frozen):
     """FedBuff (Nguyen et al.): apply the mean of K buffered, staleness-weighted deltas."""
 
     kind: Literal["fedbuff"]
-    buffer_size: PositiveInt = 10
-    server_lr: PositiveFloat = 1.0
+    buffer_size: int = Field(default=10, gt=0, le=MAX_WIDTH * 1000)
+    server_lr: float = Field(default=1.0, gt=0, le=1e6)
     staleness: StalenessConfig = StalenessConfig()
     weighting: Literal["uniform", "examples"] = "uniform"
 
@@ -268,7 +274,7 @@ class OrthoFLConfig(_Frozen):
     alpha: float = Field(default=0.6, gt=0, le=1)
     staleness: StalenessConfig = StalenessConfig()
     shift_source: Literal["global_ma", "dispatched_chain"] = "global_ma"
-    epsilon: PositiveFloat = 1e-19
+    epsilon: float = Field(default=1e-19, gt=0, le=1.0)
     layerwise: bool = True
     first_update_adopts: bool = True
 

@@ -291,13 +291,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _is_sweep(path: Path) -> bool:
-    import yaml
+    from simulator.errors import ScenarioError
+    from simulator.loader import read_yaml_mapping
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return False  # the scenario loader reports the syntax error
-    return isinstance(data, dict) and ("grid" in data or "points" in data)
+        data = read_yaml_mapping(path)
+    except ScenarioError:
+        return False  # the scenario loader reports the problem
+    return "grid" in data or "points" in data
 
 
 class _Parser(argparse.ArgumentParser):
@@ -356,7 +357,18 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("wedge: interrupted; finished results are kept", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a disk that filled up, a folder that vanished mid-run
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"wedge: {exc.strerror or exc}{where}; nothing was published", file=sys.stderr)
+        return EXIT_RUN_PROBLEM
+    except MemoryError:
+        print("wedge: out of memory; make the scenario smaller", file=sys.stderr)
+        return EXIT_RUN_PROBLEM
 
 
 if __name__ == "__main__":

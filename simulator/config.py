@@ -2,32 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from channels.config import ChannelConfig
 from devices.config import DevicesConfig
-from fl.config import DataConfig, DigitsData, MLPConfig, ModelConfig, StrategyConfig, TrainingConfig
+from fl.config import (
+    DataConfig,
+    DigitsData,
+    MLPConfig,
+    ModelConfig,
+    StrategyConfig,
+    TrainingConfig,
+)
+
+MAX_TIME_S = 1e12  # virtual seconds (~30,000 years): beyond it float time loses milliseconds
 
 
 class SimulationConfig(BaseModel):
     """When a run stops and how rounds are timed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    rounds: PositiveInt = Field(description="published model versions before stopping")
-    deadline_s: PositiveFloat | None = Field(
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    rounds: int = Field(
+        gt=0, le=100_000_000, description="published model versions before stopping"
+    )
+    deadline_s: Annotated[float, Field(gt=0, le=MAX_TIME_S)] | None = Field(
         default=None, description="round deadline; stragglers are interrupted (None: wait for all)"
     )
-    max_time_s: PositiveFloat | None = Field(
+    max_time_s: Annotated[float, Field(gt=0, le=MAX_TIME_S)] | None = Field(
         default=None,
         description="virtual-time limit: asynchronous runs stop at it; no synchronous round "
         "starts after it (the last one may end later)",
     )
-    idle_retry_s: PositiveFloat = Field(
-        default=1.0, description="wait before retrying when no device is online"
+    idle_retry_s: float = Field(
+        default=1.0,
+        ge=1e-3,
+        le=MAX_TIME_S,
+        description="wait before retrying when no device is online",
     )
-    concurrency: PositiveInt | None = Field(
+    concurrency: Annotated[int, Field(gt=0, le=10_000_000)] | None = Field(
         default=None, description="asynchronous strategies: devices training at once (all)"
     )
     target_accuracy: float | None = Field(
@@ -48,9 +62,10 @@ class SimulationConfig(BaseModel):
 class Scenario(BaseModel):
     """A whole scenario file. ``name`` names the output folder; ``seed`` fixes every stream."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1)
-    seed: NonNegativeInt = 0
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # the output folder is <name>-<hash>: short enough for every file system
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=100)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
     simulation: SimulationConfig
     devices: DevicesConfig
     channel: ChannelConfig = ChannelConfig()
@@ -58,7 +73,7 @@ class Scenario(BaseModel):
     model: ModelConfig = MLPConfig(kind="mlp")
     training: TrainingConfig = TrainingConfig()
     strategy: StrategyConfig
-    bits_per_param: PositiveInt = 32
+    bits_per_param: int = Field(default=32, gt=0, le=64)
 
     @property
     def systems_only(self) -> bool:

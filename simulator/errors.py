@@ -7,6 +7,7 @@ Each problem names the file, the field path, what was expected and what was foun
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
@@ -96,8 +97,15 @@ def resolve_location(root: type[BaseModel], loc: tuple) -> tuple[str, type[BaseM
     return "".join(parts), models[0] if len(models) == 1 else None
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 3, 6, 6, 6
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+
+
 def _show(value) -> str:
-    text = repr(value)
+    """A short repr: bounded before it is built (an alias bomb or a 5,000-digit number must
+    not be expanded or converted in full just to be cut)."""
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -118,6 +126,13 @@ def _plain(msg: str) -> str:
     for prefix in _EXPECTED_PREFIXES:
         if msg.startswith(prefix):
             msg = msg[len(prefix) :]
+    for noun in ("String", "List", "Tuple", "Dictionary"):  # "String should have at most 100
+        if msg.startswith(f"{noun} should have "):  # characters" -> "a string of at most ..."
+            return f"a {noun.lower()} of " + msg[len(f"{noun} should have ") :]
+    if msg.startswith("String should match pattern "):
+        return "a string matching " + msg[len("String should match pattern ") :]
+    if "exceeded maximum size" in msg:  # pydantic on a number of thousands of digits
+        return "a number of at most 4,300 digits"
     if msg.startswith(("greater than", "less than")):
         msg = "a number " + msg
     return _PLAIN_WORDS.get(msg, msg)

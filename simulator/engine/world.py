@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -100,9 +101,71 @@ class World:
         return self.round_time.job_time_s(ids, z)
 
 
+@dataclass(frozen=True)
+class Preflight:
+    """What :func:`preflight` built on the way: the model (on the CPU) and its input shape."""
+
+    model: nn.Module
+    input_shape: tuple[int, ...]
+    device: torch.device
+
+
+def preflight(scenario: Scenario, source: str = "scenario") -> Preflight:
+    """Every check a scenario implies that needs no data and no population: settings that are
+    valid alone but not together, the training device, files named by paths, and the
+    strategy's protocol against the channel. Cheap (a model is built, nothing is loaded), so
+    sweeps and comparisons run it on every point before anything runs. Raises
+    :class:`ScenarioError`."""
+    streams = RngStreams(scenario.seed)
+    device = _training_device(scenario, source)
+    _check_pairing(scenario, source)
+    _check_paths(scenario, source)
+    try:
+        input_shape, num_classes = data_signature(scenario.data)
+    except DataFileError as exc:
+        where = f"{exc.expected} at {exc.path}"
+        raise ScenarioError(source, [Problem("data.path", where, exc.found)]) from None
+    try:
+        model = build_model(scenario.model, input_shape, num_classes, streams.torch("model_init"))
+    except ValueError as exc:
+        raise ScenarioError(
+            source, [Problem("model", "a model that fits the data", str(exc))]
+        ) from None
+    # the strategy may train its own parametrisation (low-rank factors, adaptors, routers)
+    model = strategy_class(scenario.strategy).build_model(
+        model, config=scenario.strategy, generator=streams.torch("strategy_model")
+    )
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    strategy = make_strategy(
+        scenario.strategy, model=model, initial_state=state, num_devices=scenario.devices.count
+    )
+    strategy.bits_per_param = scenario.bits_per_param
+    _check_async_settings(scenario, strategy, source)
+    check_protocol_needs(scenario, strategy, state, source)
+    return Preflight(model, input_shape, device)
+
+
+def _check_paths(scenario: Scenario, source: str) -> None:
+    """Files a scenario names must exist (their contents are checked where they are read)."""
+    named = [
+        ("data.path", getattr(scenario.data, "path", None)),
+        ("devices.source.path", getattr(scenario.devices.source, "path", None)),
+        ("devices.availability.path", getattr(scenario.devices.availability, "path", None)),
+    ]
+    problems = [
+        Problem(field, "an existing file or folder", f"nothing at {path}")
+        for field, path in named
+        if path is not None and not Path(path).expanduser().exists()
+    ]
+    if problems:
+        raise ScenarioError(source, problems)
+
+
 def build(scenario: Scenario, source: str = "scenario") -> World:
     """Build a World. Raises :class:`ScenarioError` for settings that validate field by field
     but cannot work together (e.g. more devices than the data can be split across)."""
+    checked = preflight(scenario, source)
+    model, input_shape, device = checked.model, checked.input_shape, checked.device
     streams = RngStreams(scenario.seed)
     n = scenario.devices.count
     channel_seed = streams.integer("channel")
@@ -110,7 +173,6 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
 
     # Systems-only runs skip the data unless compute time depends on it (epoch-based work).
     needs_data = not scenario.systems_only or work.epochs is not None
-    device = _training_device(scenario, source)
     data = None
     if needs_data:
         try:
@@ -122,17 +184,6 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
             raise ScenarioError(
                 source, [Problem("data", "a split that gives every device data", str(exc))]
             ) from None
-    input_shape, num_classes = data_signature(scenario.data)
-    try:
-        model = build_model(scenario.model, input_shape, num_classes, streams.torch("model_init"))
-    except ValueError as exc:
-        raise ScenarioError(
-            source, [Problem("model", "a model that fits the data", str(exc))]
-        ) from None
-    # the strategy may train its own parametrisation (low-rank factors, adaptors, routers)
-    model = strategy_class(scenario.strategy).build_model(
-        model, config=scenario.strategy, generator=streams.torch("strategy_model")
-    )
     # counted only where used (cycles_per_sample: auto, or a strategy's flops_share)
     count_flops = functools.cache(lambda: training_flops_per_sample(model, input_shape))
     flops = count_flops() if scenario.devices.cycles_per_sample == "auto" else None
@@ -160,9 +211,6 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
     strategy.bind_streams(
         lambda *key: streams.numpy("strategy", *key), lambda *key: streams.torch("strategy", *key)
     )
-    _check_pairing(scenario, source)
-    _check_async_settings(scenario, strategy, source)
-    check_protocol_needs(scenario, strategy, initial_state, source)
     uplink = _tabulate(make_link(scenario.channel, channel_seed, "uplink"), n)
     measured_up_bps = None
     if isinstance(scenario.devices.source, FlashSource):

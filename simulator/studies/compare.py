@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
 from simulator.engine.runner import run
+from simulator.engine.world import preflight
 from simulator.errors import ScenarioError
 from simulator.loader import apply_overrides, load_spec_with_base, validate_scenario
 from simulator.outputs import write_text
@@ -67,6 +68,7 @@ def load_comparison(path: str | Path):
             extra = {**overrides, "seed": seed, "name": f"{base['name']}-{name}"}
             try:
                 scenarios[name, seed] = validate_scenario(apply_overrides(base, extra), source)
+                preflight(scenarios[name, seed], source)  # rules across fields, files
             except ScenarioError as exc:  # name the variant, whichever step found the problem
                 raise ScenarioError(source, exc.problems) from None
     return spec, scenarios

@@ -40,10 +40,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.config import Scenario
 from simulator.engine.runner import run, run_dir_name
+from simulator.engine.world import preflight
 from simulator.errors import Problem, ScenarioError
 from simulator.loader import apply_overrides, load_spec_with_base, validate_scenario
 from simulator.outputs import write_json, write_table, write_yaml
 from simulator.studies.results import time_to_accuracy_s
+
+MAX_SWEEP_POINTS = 10_000  # one sweep file; split a larger study into several
 
 
 class SweepFile(BaseModel):
@@ -105,6 +108,13 @@ def load_sweep_file(path: str | Path) -> Sweep:
     """Read, expand and validate every point. Raises ScenarioError before anything runs."""
     path = Path(path)
     spec, base = load_spec_with_base(path, SweepFile)
+    size = len(spec.seeds) * (
+        math.prod(len(v) for v in spec.grid.values()) if spec.grid else len(spec.points or [])
+    )
+    if size > MAX_SWEEP_POINTS:
+        where = "grid" if spec.grid is not None else "points"
+        expected = f"at most {MAX_SWEEP_POINTS:,} points (combinations x seeds)"
+        raise ScenarioError(path, [Problem(where, expected, f"{size:,}")])
     if spec.grid is not None:
         keys = list(spec.grid)
         combos = [
@@ -122,6 +132,7 @@ def load_sweep_file(path: str | Path) -> Sweep:
             try:
                 data = apply_overrides(apply_overrides(base, spec.overrides), params)
                 scenario = validate_scenario(data, f"{path} (point {label})")
+                preflight(scenario, f"{path} (point {label})")  # rules across fields, files
             except ScenarioError as exc:
                 problems.extend((label, p) for p in exc.problems)
                 continue

@@ -36,7 +36,7 @@ CASES = {
     ),
     "negative_bandwidth": (
         lambda d: d["channel"].__setitem__("uplink_bandwidth_hz", -5),
-        ["channel.uplink_bandwidth_hz", "expected a number greater than 0", "found -5"],
+        ["channel.uplink_bandwidth_hz", "expected a number greater than or equal to 1", "found -5"],
     ),
     "missing_field": (
         lambda d: d.pop("simulation"),

@@ -112,7 +112,10 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
         ({"grid": {"devices.count": []}}, ["grid entries with no values: devices.count"]),
         (
             {"grid": {"channel.uplink_bandwidth_hz": [1e6, -5]}},
-            ["channel.uplink_bandwidth_hz=-5", "expected a number greater than 0, found -5"],
+            [
+                "channel.uplink_bandwidth_hz=-5",
+                "expected a number greater than or equal to 1, found -5",
+            ],
         ),
         ({"points": [{"strategy.kind": "nope"}]}, ["strategy.kind", "'nope'"]),
     ],
