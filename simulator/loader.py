@@ -205,15 +205,19 @@ def size_problems(scenario: Scenario) -> list[Problem]:
     and the generated data's size (a typo must not end in MemoryError an hour later)."""
     problems = []
     data, model = scenario.data, scenario.model
-    synthetic = isinstance(data, SyntheticData)
-    features = data.dim if synthetic else _INPUT_FEATURES.get(data.kind)
+    if isinstance(data, SyntheticData):
+        features: int | None = data.dim
+        classes = data.num_classes
+    else:
+        features = _INPUT_FEATURES.get(data.kind)
+        classes = 62 if data.kind == "femnist" else 10
     if isinstance(model, MLPConfig) and features is not None:
-        widths = [features, *model.hidden, data.num_classes if synthetic else 62]
+        widths = [features, *model.hidden, classes]
         params = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
         if params > MAX_PARAMETERS:
             expected = f"a model of at most {MAX_PARAMETERS:,} parameters"
             problems.append(Problem("model.hidden", expected, f"{params:,} parameters"))
-    if synthetic and not scenario.systems_only:
+    if isinstance(data, SyntheticData) and not scenario.systems_only:
         values = scenario.devices.count * data.samples_median * data.dim
         if values > MAX_DATA_VALUES:
             expected = f"at most {MAX_DATA_VALUES:,} generated values (devices x samples x dim)"
