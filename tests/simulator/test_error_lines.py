@@ -55,5 +55,6 @@ def test_one_mistake_in_many_sweep_points_is_reported_once_with_a_count(tmp_path
     lines = str(err.value).splitlines()
     assert lines == [
         f"{path}: point (devices.count=3, channel.uplink_bandwidth_hz=-1.0, seed=1) and 5 more "
-        "points: channel.uplink_bandwidth_hz: expected a number greater than or equal to 1, found -1.0"
+        "points: channel.uplink_bandwidth_hz: expected a number greater than or equal to 1, "
+        "found -1.0"
     ]
