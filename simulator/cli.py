@@ -47,15 +47,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from simulator.engine.runner import run
+    from simulator.engine.world import preflight
     from simulator.errors import ScenarioError
     from simulator.loader import load_scenario
+    from simulator.outputs import OutputFolderError, check_out_root
 
     err = Console(stderr=True, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True)
     try:
         scenario = load_scenario(args.scenario, args.set or [])
+        preflight(scenario, str(args.scenario))
+        check_out_root(args.out)
     except ScenarioError as exc:
         err.print(exc.format(), markup=False, highlight=False)
+        return EXIT_BAD_INPUT
+    except OutputFolderError as exc:
+        print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
     rounds = scenario.simulation.rounds
     limit_s = scenario.simulation.max_time_s
@@ -153,12 +160,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from simulator.errors import ScenarioError
+    from simulator.outputs import OutputFolderError, check_out_root
     from simulator.studies.compare import load_comparison, run_comparison
 
     try:
         spec, scenarios = load_comparison(args.file)
+        check_out_root(args.out)
     except ScenarioError as exc:
         print(exc.format(), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OutputFolderError as exc:
+        print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"wedge compare: {len(spec.variants)} variants x {len(spec.seeds)} seeds")
 
@@ -229,10 +241,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     warning = plain_tcp_warning(args.scheduler)
     if warning:
         print(warning, file=sys.stderr)
+    from simulator.outputs import OutputFolderError, check_out_root
+
     try:
         sweep = load_sweep_file(args.file)
+        check_out_root(args.out)
     except ScenarioError as exc:
         err.print(exc.format(), markup=False, highlight=False)
+        return EXIT_BAD_INPUT
+    except OutputFolderError as exc:
+        print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
     folder = sweep.folder(args.out)
     print(f"wedge sweep: {sweep.spec.name}, {len(sweep.points)} points -> {folder}", flush=True)

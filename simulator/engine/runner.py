@@ -27,7 +27,14 @@ from simulator.config import Scenario
 from simulator.engine.processes import RunContext, device_availability, device_mobility, sync_server
 from simulator.engine.recorder import Recorder
 from simulator.engine.world import World, build
-from simulator.outputs import publish_dir, write_json, write_table, write_yaml
+from simulator.outputs import (
+    check_out_root,
+    publish_dir,
+    staging_dir,
+    write_json,
+    write_table,
+    write_yaml,
+)
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,10 @@ def run(
     on_version: Callable[[dict], None] | None = None,
     source: str = "scenario",
 ) -> RunResult:
-    """Run a scenario and (unless ``out_root`` is None) write its results folder atomically."""
+    """Run a scenario and (unless ``out_root`` is None) write its results folder atomically.
+    ``out_root`` is checked first (:class:`simulator.outputs.OutputFolderError`)."""
+    if out_root is not None:
+        check_out_root(out_root)
     recorder, ctx, wall_s = simulate(scenario, on_version=on_version, source=source)
     summary = summarize(scenario, recorder, ctx, wall_s)
     metrics, events = recorder.metrics_table(), recorder.events_table()
@@ -171,13 +181,15 @@ def run(
     out_dir = None
     if out_root is not None:
         out_dir = Path(out_root) / run_dir_name(scenario)
-        staging = Path(out_root) / f".{out_dir.name}.staging"
-        if staging.exists():  # left by a killed run: never looks complete, safe to discard
-            shutil.rmtree(staging)
-        write_yaml(staging / "scenario.resolved.yaml", scenario.model_dump(mode="json"))
-        write_table(staging / "metrics.parquet", metrics, csv=csv)
-        write_table(staging / "events.parquet", events, csv=csv)
-        write_table(staging / "devices.parquet", devices, csv=csv)
-        write_json(staging / "summary.json", summary)
-        publish_dir(staging, out_dir)
+        staging = staging_dir(Path(out_root), out_dir.name)
+        try:
+            write_yaml(staging / "scenario.resolved.yaml", scenario.model_dump(mode="json"))
+            write_table(staging / "metrics.parquet", metrics, csv=csv)
+            write_table(staging / "events.parquet", events, csv=csv)
+            write_table(staging / "devices.parquet", devices, csv=csv)
+            write_json(staging / "summary.json", summary)
+            publish_dir(staging, out_dir)
+        except BaseException:  # a full disk, a signal: no hidden half-result holds space
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return RunResult(scenario, metrics, events, devices, summary, out_dir)

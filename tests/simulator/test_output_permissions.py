@@ -21,3 +21,5 @@ def test_result_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
     files = sorted(result.out_dir.iterdir())
     assert {f.name for f in files} >= {"metrics.parquet", "summary.json", "events.csv"}
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {mode}
+    # the folder too: 0666 | 0111 less the umask (a private staging folder must not leak)
+    assert stat.S_IMODE(result.out_dir.stat().st_mode) == 0o777 & ~umask
