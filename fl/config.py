@@ -178,6 +178,9 @@ class TrainingConfig(_Frozen):
     batch_size: int = Field(default=16, gt=0, le=65_536)
     lr: PositiveFloat = 0.05
     eval_every: PositiveInt = 1
+    # A loss above this multiple of the first measured loss means the model blew up (the run
+    # stops with status diverged), not only a nan or inf.
+    divergence_loss_ratio: float = Field(default=100.0, gt=1)
     # Where tensors live while training. `cpu` by default: results are then bit-identical on
     # every machine; `auto` takes a CUDA GPU when torch sees one (results agree with CPU to
     # about 1e-5, not bit for bit); `cuda` insists on one and is rejected where there is none.

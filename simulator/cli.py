@@ -1,6 +1,7 @@
 """The ``wedge`` command line: ``wedge run`` and ``wedge validate``.
 
-Exit codes: 0 success, 1 the run finished but reported a problem (diverged), 2 bad input
+Exit codes: 0 success, 1 the run finished but reported a problem (diverged, no device ever
+delivered, a write failed), 2 bad input
 (scenario file, overrides, or arguments). Bad input never prints a traceback.
 """
 
@@ -132,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(f"note: {note}", markup=False)
     if result.out_dir is not None:
         out.print(f"results: {result.out_dir}")
-    return EXIT_RUN_PROBLEM if s["status"] == "diverged" else EXIT_OK
+    return EXIT_RUN_PROBLEM if s["status"] in ("diverged", "no_deliveries") else EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -51,6 +51,8 @@ class RunContext:
     shared_uplink: SharedUplink | None = None  # set by the async server when re-sharing
     staleness: list[int] = field(default_factory=list)  # per applied async arrival
     end_s: float = 0.0  # virtual time when the run stopped
+    # the untrained model's test loss (at least ln(classes)): divergence is relative to it
+    reference_loss: float = math.nan
     leg_steps: dict = field(default_factory=dict)  # LegStep per (leg name, kind), see StageTable
     device_stats: DeviceStats = field(init=False)
     costs: LegCosts = field(init=False)  # one per run: both servers and mobility share it
@@ -604,8 +606,17 @@ def evaluate_version(ctx: RunContext, row: dict, version: int, losses: list, whe
             row.update(evaluate_global(world))
             losses = [*losses, row["loss"]]
         row.update(personal_accuracy(world))
+    ratio = world.scenario.training.divergence_loss_ratio
+    limit = ratio * ctx.reference_loss  # nan (no reference) compares false: never exploded
+    exploded = [v for v in losses if math.isfinite(v) and v > limit]
     if is_diverged(world.global_state, *losses):
         ctx.status = "diverged"
         ctx.notes.append(f"model diverged {where} (non-finite loss or weights)")
+    elif exploded:
+        ctx.status = "diverged"
+        ctx.notes.append(
+            f"model diverged {where}: loss {max(exploded):.3g} is over {ratio:g} times the "
+            f"untrained model's {ctx.reference_loss:.3g} (training.divergence_loss_ratio)"
+        )
     else:
         check_target(ctx, row)

@@ -24,6 +24,7 @@ import simpy
 from devices.availability import AlwaysOn
 from devices.population import make_mobility
 from simulator.config import Scenario
+from simulator.engine.learning import evaluate_global
 from simulator.engine.processes import RunContext, device_availability, device_mobility, sync_server
 from simulator.engine.recorder import Recorder
 from simulator.engine.world import World, build
@@ -75,6 +76,9 @@ def simulate_world(
         dtype=bool,
     )
     ctx = RunContext(world=world, recorder=recorder, online=online, on_version=on_version)
+    if world.data is not None and not world.scenario.systems_only:
+        untrained = evaluate_global(world)["loss"]
+        ctx.reference_loss = max(untrained, math.log(world.data.num_classes))
     # Availability processes start in device order; always-on devices need none.
     if not isinstance(world.availability, AlwaysOn):
         for d in range(world.num_devices):
@@ -94,6 +98,7 @@ def simulate_world(
     else:
         server = env.process(sync_server(env, ctx))
     env.run(until=server)
+    _check_deliveries(ctx)
     ctx.end_s = env.now
     # Jobs still in flight when the run stops (a time limit) are closed now, in device order,
     # so their counters land before the tables are built, not whenever the garbage collector
@@ -101,6 +106,21 @@ def simulate_world(
     for dev in sorted(ctx.running):
         ctx.running[dev]._generator.close()
     return recorder, ctx
+
+
+def _check_deliveries(ctx: RunContext) -> None:
+    """A run in which no device ever delivered measured nothing: say so in its status."""
+    metrics = ctx.recorder.metrics
+    if ctx.status in ("completed", "time_limit") and metrics:
+        if sum(m["n_delivered"] for m in metrics) == 0:
+            ev = ctx.recorder._events
+            failed = [d for e, d in zip(ev["event"], ev["detail"], strict=True) if e == "failure"]
+            reasons = sorted(set(failed)) or ["none recorded"]
+            ctx.status = "no_deliveries"
+            ctx.notes.insert(0,
+                f"no device delivered an update in {len(metrics)} rounds (failure reasons: "
+                f"{', '.join(reasons)}); the channel, deadline or availability never allows one"
+            )
 
 
 def simulate(
