@@ -153,6 +153,12 @@ def make_data(cfg: DataConfig, num_devices: int, rng_for: RngFor) -> FederatedDa
             groups=p.groups, shift=p.shift, num_classes=pool.num_classes,
             permutation=p.permutation, noise_std=p.noise_std, rng=rng_for("clustered"),
         )  # fmt: skip
+    empty = sum(len(p) == 0 for p in parts)
+    if empty:
+        raise ValueError(
+            f"{empty} of {num_devices} devices would get no training data "
+            f"({len(train_y)} examples in the pool)"
+        )
     local_tests = None
     if cfg.local_test_fraction is not None:
         parts, local_tests = split_local_tests(

@@ -133,7 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(f"note: {note}", markup=False)
     if result.out_dir is not None:
         out.print(f"results: {result.out_dir}")
-    return EXIT_RUN_PROBLEM if s["status"] in ("diverged", "no_deliveries") else EXIT_OK
+    problems = ("diverged", "no_deliveries", "no_devices_online")
+    return EXIT_RUN_PROBLEM if s["status"] in problems else EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -148,6 +149,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if path.suffix in (".yaml", ".yml") and path.is_file() and _is_sweep(path):
                 sweep = load_sweep_file(path)
                 print(f"{path}: ok (sweep {sweep.spec.name}, {len(sweep.points)} points)")
+                continue
+            if path.suffix in (".yaml", ".yml") and path.is_file() and _is_comparison(path):
+                from simulator.studies.compare import load_comparison
+
+                spec, runs = load_comparison(path)
+                print(f"{path}: ok (comparison, {len(spec.variants)} variants, {len(runs)} runs)")
                 continue
             scenario = load_scenario(path)
             build(scenario, str(path))  # settings that are valid alone but not together
@@ -297,6 +304,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import pyarrow as pa
+
     from simulator.studies.report import report
 
     try:
@@ -304,9 +313,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"{args.folder}: expected a run or sweep folder, found {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (pa.ArrowException, ValueError, KeyError) as exc:  # a damaged or foreign file
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        print(f"{args.folder}: expected readable wedge results, found {first}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     for path in written:
         print(path)
     return EXIT_OK
+
+
+def _is_comparison(path: Path) -> bool:
+    from simulator.errors import ScenarioError
+    from simulator.loader import read_yaml_mapping
+
+    try:
+        return "variants" in read_yaml_mapping(path)
+    except ScenarioError:
+        return False
 
 
 def _is_sweep(path: Path) -> bool:

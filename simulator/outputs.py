@@ -75,17 +75,19 @@ class OutputFolderError(ValueError):
 
 
 def check_out_root(root: str | Path) -> Path:
-    """Make sure results can be written under ``root`` before anything runs: create it if
-    needed, write and remove a probe file, and tidy what killed runs left there. Raises
+    """Make sure results can be written under ``root`` before anything runs, without creating
+    it (a run that fails validation must leave nothing behind): the nearest existing folder on
+    the way must take a probe file; then tidy what killed runs left in ``root``. Raises
     :class:`OutputFolderError`."""
     root = Path(root)
-    for parent in [root, *root.parents]:
-        if parent.exists() and not parent.is_dir():
-            found = "a file" if parent == root else f"a file at {parent} above it"
-            raise OutputFolderError(root, found)
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        found = "a file" if existing == root else f"a file at {existing} above it"
+        raise OutputFolderError(root, found)
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".wedge-probe.", dir=root)
+        fd, probe = tempfile.mkstemp(prefix=".wedge-probe.", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:

@@ -37,6 +37,7 @@ from simulator.engine.processes import (
     client_job,
     energy_j,
     evaluate_version,
+    nobody_ever_again,
     stage_jobs,
 )
 from simulator.engine.recorder import SERVER
@@ -171,6 +172,8 @@ def async_server(env: simpy.Environment, ctx: RunContext):
             return
         if not busy.any():
             rec.event(env.now, "no_device_online", SERVER)
+            if nobody_ever_again(ctx, env.now):
+                return
             yield env.timeout(sim.idle_retry_s)
             dispatch()
             continue

@@ -53,6 +53,7 @@ class RunContext:
     end_s: float = 0.0  # virtual time when the run stopped
     # the untrained model's test loss (at least ln(classes)): divergence is relative to it
     reference_loss: float = math.nan
+    offline_for_good: int = 0  # devices whose availability says they never come online again
     leg_steps: dict = field(default_factory=dict)  # LegStep per (leg name, kind), see StageTable
     device_stats: DeviceStats = field(init=False)
     costs: LegCosts = field(init=False)  # one per run: both servers and mobility share it
@@ -66,6 +67,16 @@ class RunContext:
 
 # Statuses that end a run before its version or time limit.
 STOPPING = ("diverged", "target_reached")
+
+
+def nobody_ever_again(ctx: RunContext, now_s: float) -> bool:
+    """True (and the run's status says so) when no device is online and none ever will be:
+    waiting would never end."""
+    if ctx.online.any() or ctx.offline_for_good < len(ctx.online):
+        return False
+    ctx.status = "no_devices_online"
+    ctx.notes.insert(0, f"no device is online at {now_s:g} s and none ever comes online again")
+    return True
 
 
 def check_target(ctx: RunContext, row: dict) -> None:
@@ -242,6 +253,8 @@ def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int,
         online = bool(ctx.online[device_id])
         wait_s = availability.next_change_s(rng, device_id=device_id, online=online, now_s=env.now)
         if not math.isfinite(wait_s):
+            if not online:
+                ctx.offline_for_good += 1
             return
         yield env.timeout(wait_s)
         ctx.online[device_id] = not online
@@ -419,6 +432,8 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         )
         if not cohort:
             rec.event(env.now, "no_device_online", SERVER, round_idx)
+            if nobody_ever_again(ctx, env.now):
+                return
             yield env.timeout(sim.idle_retry_s)
             continue
         round_start_s = env.now

@@ -111,15 +111,16 @@ def simulate_world(
 def _check_deliveries(ctx: RunContext) -> None:
     """A run in which no device ever delivered measured nothing: say so in its status."""
     metrics = ctx.recorder.metrics
-    if ctx.status in ("completed", "time_limit") and metrics:
+    if ctx.status in ("completed", "time_limit"):
         if sum(m["n_delivered"] for m in metrics) == 0:
             ev = ctx.recorder._events
             failed = [d for e, d in zip(ev["event"], ev["detail"], strict=True) if e == "failure"]
             reasons = sorted(set(failed)) or ["none recorded"]
             ctx.status = "no_deliveries"
-            ctx.notes.insert(0,
-                f"no device delivered an update in {len(metrics)} rounds (failure reasons: "
-                f"{', '.join(reasons)}); the channel, deadline or availability never allows one"
+            ctx.notes.insert(
+                0,
+                f"no device delivered an update in {len(metrics)} versions (failure reasons: "
+                f"{', '.join(reasons)}); the channel, deadline or availability never allows one",
             )
 
 
