@@ -147,13 +147,14 @@ def recover(root: Path) -> None:
 
 @contextlib.contextmanager
 def _publish_lock(root: Path):
-    """An exclusive lock on ``root`` while results are moved (POSIX advisory lock)."""
-    with open(root / ".wedge.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive lock on the folder ``root`` itself while results are moved (a POSIX
+    advisory lock on its descriptor: no lock file is left behind)."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def publish_dir(staging: Path, final: Path) -> None:

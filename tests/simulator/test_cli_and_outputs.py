@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -96,7 +97,9 @@ def test_rerun_replaces_the_folder_and_stale_staging_is_discarded(tmp_path):
 
     scenario = make_scenario({"simulation.rounds": 1})
     first = run(scenario, out_root=tmp_path)
-    staging = tmp_path / f".{first.out_dir.name}.staging"
+    dead = subprocess.Popen(["true"])  # noqa: S607 (a pid that is no longer running)
+    dead.wait()
+    staging = tmp_path / f".{first.out_dir.name}.staging-{dead.pid}-abc"
     staging.mkdir()
     (staging / "summary.json").write_text("{half")  # what a killed run could leave
     second = run(scenario, out_root=tmp_path)

@@ -41,7 +41,7 @@ def _results(root: Path) -> dict[str, set[str]]:
 
 
 def _hidden(root: Path) -> set[str]:
-    return {p.name for p in root.iterdir() if p.name.startswith(".")} - {".wedge.lock"}
+    return {p.name for p in root.iterdir() if p.name.startswith(".")}
 
 
 def _dead_pid() -> int:
