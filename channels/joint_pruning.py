@@ -57,10 +57,18 @@ class JointInstance:
     budget_hz: float
     t_max_s: float
     rho_max: float
+    # S0_k: bits sent whatever the pruning (e.g. a keep-mask bitmap), None = 0. The deadline
+    # becomes P + x A + (S0 + x S) / r(b); still concave in b through g below.
+    fixed_bits: NDArray[np.float64] | None = None
 
     @property
     def n(self) -> int:
         return int(self.fixed_s.size)
+
+    @property
+    def bits0(self) -> NDArray[np.float64]:
+        """``S0_k``, ndarray [n] bits (zeros when not given)."""
+        return np.zeros_like(self.fixed_s) if self.fixed_bits is None else self.fixed_bits
 
     @property
     def slack_s(self) -> NDArray[np.float64]:
@@ -88,10 +96,11 @@ class JointSolution:
 
 
 def kept_fraction_cap(inst: JointInstance, bandwidth_hz) -> NDArray[np.float64]:
-    """``g_k(b)``: the largest kept fraction meeting the deadline at bandwidth b (step 1)."""
+    """``g_k(b) = (T' r - S0) / (A r + S)``: the largest kept fraction meeting the deadline
+    at bandwidth b (step 1); negative where even the fixed bits miss it."""
     rate = shannon_rate_bps(bandwidth_hz, inst.gamma_hz)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = inst.slack_s * rate / (inst.prunable_s * rate + inst.payload_bits)
+        g = (inst.slack_s * rate - inst.bits0) / (inst.prunable_s * rate + inst.payload_bits)
     return np.where(inst.slack_s > 0, np.nan_to_num(g, nan=0.0, posinf=np.inf), 0.0)
 
 
@@ -101,39 +110,45 @@ def rho_for_bandwidth(inst: JointInstance, bandwidth_hz) -> NDArray[np.float64]:
 
 
 def latency_s(inst: JointInstance, rho, bandwidth_hz) -> NDArray[np.float64]:
-    """Per-device round latency ``P + x A + x S / r(b)``, ndarray [n] s."""
+    """Per-device round latency ``P + x A + (S0 + x S) / r(b)``, ndarray [n] s."""
     x = 1.0 - np.asarray(rho, dtype=float)
     rate = shannon_rate_bps(bandwidth_hz, inst.gamma_hz)
+    sent = inst.bits0 + x * inst.payload_bits
     with np.errstate(divide="ignore", invalid="ignore"):
-        upload = np.where(x * inst.payload_bits > 0, x * inst.payload_bits / rate, 0.0)
+        upload = np.where(sent > 0, sent / rate, 0.0)
     return inst.fixed_s + x * inst.prunable_s + upload
 
 
 def bandwidth_for_kept_fraction(inst: JointInstance, x) -> NDArray[np.float64]:
-    """Smallest b with ``g_k(b) >= x``: rate ``x S / (T' - x A)`` inverted by Lambert W."""
+    """Smallest b with ``g_k(b) >= x``: rate ``(S0 + x S) / (T' - x A)`` inverted by
+    Lambert W."""
     x = np.broadcast_to(np.asarray(x, dtype=float), inst.fixed_s.shape)
     room = inst.slack_s - x * inst.prunable_s
+    sent = inst.bits0 + x * inst.payload_bits
     with np.errstate(divide="ignore", invalid="ignore"):
-        target = np.where(room > 0, x * inst.payload_bits / room, np.inf)
-    target = np.where(x * inst.payload_bits > 0, target, 0.0)
+        target = np.where(room > 0, sent / room, np.inf)
+    target = np.where(sent > 0, target, 0.0)
     return bandwidth_for_rate(target, inst.gamma_hz)
 
 
 def _g_slope(inst: JointInstance, b):
-    """``g_k'(b) = T'_k S_k r'(b) / (A_k r(b) + S_k)^2`` and its derivative ``g_k''(b)``."""
-    return _slopes(b, inst.gamma_hz, inst.prunable_s, inst.payload_bits, inst.slack_s)
+    """``g_k'(b) = (T'_k S_k + A_k S0_k) r'(b) / (A_k r(b) + S_k)^2`` and ``g_k''(b)``."""
+    return _slopes(b, inst.gamma_hz, inst.prunable_s, inst.payload_bits, inst.slack_s, inst.bits0)
 
 
-def _slopes(b, gamma, a, s, tp):
-    """``g'`` and ``g''`` from ``r'(b) = log2(1 + y) - y / ((1 + y) ln 2)``, y = gamma / b."""
+def _slopes(b, gamma, a, s, tp, s0=0.0):
+    """``g'`` and ``g''`` from ``r'(b) = log2(1 + y) - y / ((1 + y) ln 2)``, y = gamma / b.
+    With fixed bits ``s0`` the numerator ``T' S`` of g' becomes ``T' S + A S0`` (quotient
+    rule on ``(T' r - S0) / (A r + S)``); g stays concave."""
     y = gamma / b
     log_term = np.log1p(y) / LN2
     rate = b * log_term
     r1 = log_term - y / ((1.0 + y) * LN2)
     r2 = -(y * y) / (b * (1.0 + y) ** 2 * LN2)  # r''(b) < 0
     den = a * rate + s
-    g1 = tp * s * r1 / den**2
-    g2 = tp * s * (r2 * den - 2.0 * a * r1 * r1) / den**3
+    num = tp * s + a * s0
+    g1 = num * r1 / den**2
+    g2 = num * (r2 * den - 2.0 * a * r1 * r1) / den**3
     return g1, g2
 
 
@@ -147,7 +162,7 @@ class _PriceSolver:
 
     def __init__(self, inst: JointInstance, lo, hi, start):
         self.w = np.maximum(inst.weights, 1e-300)
-        self.consts = (inst.gamma_hz, inst.prunable_s, inst.payload_bits, inst.slack_s)
+        self.consts = (inst.gamma_hz, inst.prunable_s, inst.payload_bits, inst.slack_s, inst.bits0)
         self.lo, self.hi = lo, hi
         self.g1_lo = _slopes(lo, *self.consts)[0]
         self.g1_hi = _slopes(hi, *self.consts)[0]
@@ -495,6 +510,9 @@ class JointPruningAllocator:
 
     def _solve(self, inst: JointInstance) -> tuple[JointSolution, str, float]:
         """(solution, note, bound tolerance of its certificate)."""
+        if self.solver == "cvxpy" and inst.n > 0 and inst.bits0.any():
+            # the cvxpy form of P1 has no fixed payload: the closed form budgets it exactly
+            return solve_kkt(inst), "cvxpy has no fixed payload (mask bitmap) -> kkt; ", 1e-9
         if self.solver == "cvxpy" and inst.n > 0:
             if inst.n not in self._problems:
                 self._problems[inst.n] = JointPruningProblem(inst.n)
@@ -515,8 +533,18 @@ class JointPruningAllocator:
         return solve_kkt(inst), "", 1e-9
 
     def allocate_joint(
-        self, *, fixed_s, prunable_s, payload_bits, gamma_hz, weights, total_bandwidth_hz
+        self,
+        *,
+        fixed_s,
+        prunable_s,
+        payload_bits,
+        gamma_hz,
+        weights,
+        total_bandwidth_hz,
+        fixed_bits=None,
     ) -> JointAllocation:
+        """One round's (rho, bandwidth). ``payload_bits`` scale with the kept fraction;
+        ``fixed_bits`` (e.g. a mask bitmap) are sent whatever the pruning."""
         import time
 
         from channels.minmax_latency import minmax_latency_bisection
@@ -537,6 +565,7 @@ class JointPruningAllocator:
                 float(total_bandwidth_hz),
                 deadline,
                 self.rho_max,
+                None if fixed_bits is None else np.asarray(fixed_bits, float)[mask],
             )
 
         inst = instance(keep, t_max)
@@ -547,7 +576,7 @@ class JointPruningAllocator:
             if self.on_infeasible == "relax":
                 x_min = 1.0 - self.rho_max
                 smallest = minmax_latency_bisection(
-                    x_min * inst.payload_bits / 1e6,
+                    (inst.bits0 + x_min * inst.payload_bits) / 1e6,
                     inst.gamma_hz / 1e6,
                     inst.fixed_s + x_min * inst.prunable_s,
                     inst.budget_hz / 1e6,

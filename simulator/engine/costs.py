@@ -363,6 +363,7 @@ def _uplink(world, costs, leg, ids, bits, gamma, fixed_s, prunable_s, rho, slots
             gamma_hz=gamma,
             weights=np.ones(n),
             total_bandwidth_hz=costs.ul_band_hz,
+            fixed_bits=np.broadcast_to(np.asarray(bits, dtype=float), (n,)),  # e.g. a bitmap
         )
         rho, band = joint.rho, joint.bandwidth_hz
         dropped[joint.dropped] = True

@@ -80,6 +80,36 @@ def test_kkt_on_a_hand_checkable_instance():
     np.testing.assert_allclose(latency_s(inst, sol.rho, sol.bandwidth_hz), 0.6, rtol=1e-9)
 
 
+def test_fixed_bits_by_hand_and_against_a_brute_force_split():
+    """A fixed payload S0 (a mask bitmap) sent whatever the pruning. Two identical devices: by
+    hand x = (T - P - S0 / r) / (A + S / r). Two different ones: the closed form's objective
+    equals the best equal-or-unequal split on a fine grid of the band (an independent check
+    of g' with S0, which the KKT certificate shares with the solver)."""
+    gamma, budget, s0 = 1e9, 2e6, 2e5
+    same = JointInstance(
+        np.full(2, 0.1), np.full(2, 1.0), np.full(2, 1e6), np.full(2, gamma), np.ones(2),
+        budget, 0.6, 0.9, np.full(2, s0),
+    )  # fmt: skip
+    sol = solve_kkt(same)
+    rate = 1e6 * np.log2(1 + gamma / 1e6)
+    x = (0.6 - 0.1 - s0 / rate) / (1.0 + 1e6 / rate)
+    np.testing.assert_allclose(sol.rho, 1 - x, rtol=1e-9)
+    np.testing.assert_allclose(latency_s(same, sol.rho, sol.bandwidth_hz), 0.6, rtol=1e-9)
+    mixed = JointInstance(
+        np.array([0.1, 0.05]), np.array([1.0, 0.4]), np.array([1e6, 1e6]),
+        np.array([1e9, 3e7]), np.array([1.0, 2.0]), budget, 0.6, 0.9, np.array([2e5, 6e5]),
+    )  # fmt: skip
+    sol = solve_kkt(mixed)
+    assert sol.status == "optimal"
+    best = -np.inf
+    for share in np.linspace(1e-4, 1 - 1e-4, 20_001):
+        b = np.array([share, 1 - share]) * budget
+        rho = rho_for_bandwidth(mixed, b)
+        if np.all(latency_s(mixed, rho, b) <= 0.6 * (1 + 1e-12)):
+            best = max(best, -float(mixed.weights @ rho))
+    assert -float(mixed.weights @ sol.rho) == pytest.approx(best, abs=1e-6)
+
+
 @given(inst=instances)
 def test_kkt_solution_is_feasible_and_certified(inst):
     sol = solve_kkt(inst)

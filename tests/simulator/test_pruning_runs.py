@@ -32,6 +32,26 @@ def test_adaptive_rounds_meet_the_deadline_with_certified_allocations():
     assert m.accuracy.isna().all()  # no single global model to score
 
 
+@pytest.mark.parametrize("solver", ["kkt", "cvxpy"])
+def test_with_a_mask_bitmap_every_device_still_meets_t_max(solver):
+    """The bitmap (1 bit per shared entry, sent whatever the pruning) is budgeted: each
+    device's upload ends by round start + T_max, and the predicted latency is what happened."""
+    overrides = [*SMALL, "strategy.mask_bitmap=true", f"channel.allocator.solver={solver}"]
+    scenario = load_scenario(SCENARIOS / "pruning_kkt.yaml", overrides)
+    result = run(scenario, out_root=None)
+    m = result.metrics.to_pandas()
+    ev = result.events.to_pandas()
+    t_max = scenario.channel.allocator.t_max_s
+    starts = ev[ev.event == "round_start"].set_index("round").time_s
+    done = ev[ev.event == "upload_done"]
+    late = done.time_s.to_numpy() - starts.loc[done["round"]].to_numpy()
+    assert len(done) == 4 * 24 and late.max() <= t_max * (1 + 1e-9)
+    assert (m.round_latency_s <= t_max * (1 + 1e-9)).all()
+    np.testing.assert_allclose(m.predicted_latency_s, m.round_latency_s, rtol=1e-9)
+    # bits: the kept entries plus the 4,160-bit bitmap per device
+    assert (m.bits_up >= 24 * 4160).all()
+
+
 def test_uplink_bits_are_counted_from_the_kept_entries():
     world = build(load_scenario(SCENARIOS / "pruning_kkt.yaml", SMALL))
     chosen = []  # the pruning ratios the allocator chose, round by round
