@@ -149,11 +149,17 @@ class Strategy:
         (default: the current global model)."""
         return global_state
 
+    def staleness_of(self, *, version: int, update: ClientUpdate) -> int:
+        """Asynchronous mode: the staleness this arrival is weighted by, in versions (called
+        before :meth:`on_arrival`; the engine logs exactly this). Default: versions published
+        since the update's model was dispatched, ``version - update.base_version``."""
+        return version - update.base_version
+
     def on_arrival(
         self, *, global_state: ModelState, version: int, update: ClientUpdate, now_s: float
     ) -> ModelState | None:
         """Asynchronous mode: the new global state after one arrival, or None to keep the
-        current one (no new version). Staleness is ``version - update.base_version``."""
+        current one (no new version). Staleness is :meth:`staleness_of`."""
         raise NotImplementedError
 
 

@@ -25,7 +25,7 @@ class FedAsync(Strategy):
     def on_arrival(
         self, *, global_state: ModelState, version: int, update: ClientUpdate, now_s: float
     ) -> ModelState:
-        weight = self.alpha * self.staleness(version - update.base_version)
+        weight = self.alpha * self.staleness(self.staleness_of(version=version, update=update))
         if update.state is global_state:  # mixing a model with itself (systems-only runs)
             return global_state
         return {

@@ -41,7 +41,11 @@ class FedBuff(Strategy):
             raise ValueError("FedBuff needs the update's starting model to form its delta")
         delta = {k: update.start_state[k] - update.state[k] for k in global_state}
         self._buffer.append(
-            (self.staleness(version - update.base_version), update.num_examples, delta)
+            (
+                self.staleness(self.staleness_of(version=version, update=update)),
+                update.num_examples,
+                delta,
+            )
         )
         if len(self._buffer) < self.buffer_size:
             return None

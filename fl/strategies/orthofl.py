@@ -89,6 +89,12 @@ class OrthoFL(Strategy):
         """A device starts from its own calibrated model, never from W."""
         return self._sent.get(device_id, self._initial)
 
+    def staleness_of(self, *, version: int, update: ClientUpdate) -> int:
+        """``t - tau_m``: versions since the device last synced (its previous arrival, or
+        version 0), not since this job's dispatch; they differ when devices wait between
+        jobs (``simulation.concurrency`` below the device count)."""
+        return version - self._synced_version.get(update.device_id, 0)
+
     def mixing_weight(self, version: int, device_id: int) -> float:
         """beta_t = alpha * s(t - tau_m); 1 for the very first server update (when enabled)."""
         if version == 0 and self.first_update_adopts:

@@ -94,7 +94,8 @@ class Pending:
     energy_compute_j: float = 0.0
     energy_tx_j: float = 0.0
     arrivals: int = 0
-    staleness: list[int] = field(default_factory=list)
+    staleness: list[int] = field(default_factory=list)  # as the strategy weights it
+    dispatch_staleness: list[int] = field(default_factory=list)  # versions since dispatch
 
 
 def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
@@ -204,17 +205,21 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         for a in batch:
             if not a.delivered or ctx.status in STOPPING:
                 continue
-            staleness = ctx.version - a.job.base_version
+            # the staleness the strategy weights the arrival by (OrthoFL: since the device's
+            # last sync), and the versions since this job's dispatch, logged apart
+            staleness = world.strategy.staleness_of(version=ctx.version, update=a.update)
+            since_dispatch = ctx.version - a.job.base_version
             rec.event(
                 env.now,
                 "arrival",
                 a.job.device_id,
                 a.job.base_version,
                 float(staleness),
-                detail=f"staleness {staleness}",
+                detail=f"staleness {staleness}, dispatched {since_dispatch} versions ago",
             )
             pending.arrivals += 1
             pending.staleness.append(staleness)
+            pending.dispatch_staleness.append(since_dispatch)
             ctx.staleness.append(staleness)
             pending.bits_up += a.job.uplink_bits
             new = world.strategy.on_arrival(
@@ -303,6 +308,7 @@ def _publish_async(ctx: RunContext, pending: Pending, latency_s: float, now_s: f
         "kkt_residual": math.nan,
         "mean_staleness": float(np.mean(pending.staleness)),
         "max_staleness": int(np.max(pending.staleness)),
+        "mean_dispatch_staleness": float(np.mean(pending.dispatch_staleness)),
         "d2d_s": 0.0,
         "bits_d2d": 0,
         "mean_distance_m": float(world.population.distance_m.mean()),
