@@ -13,6 +13,7 @@ from fl.config import (
     ArraysData,
     Cifar10Data,
     ClusteredPartition,
+    CoalitionConfig,
     DataConfig,
     DigitsData,
     DirichletPartition,
@@ -47,6 +48,7 @@ from fl.partition import partition_dirichlet, partition_iid, partition_shards
 from fl.staleness import Staleness
 from fl.state import ModelState
 from fl.strategies.base import Strategy
+from fl.strategies.coalition import CoalitionFL
 from fl.strategies.fedasync import FedAsync
 from fl.strategies.fedavg import FedAvg
 from fl.strategies.fedbuff import FedBuff
@@ -194,6 +196,7 @@ def strategy_class(cfg: StrategyConfig) -> type[Strategy]:
         FedBuffConfig: FedBuff,
         OrthoFLConfig: OrthoFL,
         PrunedPersonalizedConfig: PrunedPersonalized,
+        CoalitionConfig: CoalitionFL,
     }
     return classes.get(type(cfg), FedAvg)
 
@@ -220,6 +223,8 @@ def make_strategy(
             layerwise=cfg.layerwise,
             first_update_adopts=cfg.first_update_adopts,
         )
+    if isinstance(cfg, CoalitionConfig):
+        return CoalitionFL(cfg, initial_state=initial_state, num_devices=num_devices)
     if isinstance(cfg, PrunedPersonalizedConfig):
         return PrunedPersonalized(
             model=model,

@@ -52,6 +52,9 @@ class Leg:
         failed an earlier leg never takes part in a later one.
     receivers : int array [n_cohort] or None
         d2d: the device id each participant sends to (required for d2d legs).
+    receiver_lost : str
+        d2d: the failure reason of a sender whose receiver is gone (offline, failed, not in
+        the round) before the round ends: what it sent never reaches the server.
     """
 
     name: str
@@ -62,6 +65,7 @@ class Leg:
     prunable_bits: float = 0.0
     participants: NDArray[np.bool_] | None = None
     receivers: NDArray[np.int64] | None = None
+    receiver_lost: str = "receiver_failed"
 
     def __post_init__(self) -> None:
         if self.kind not in LEG_KINDS:

@@ -183,7 +183,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"wedge compare: {len(spec.variants)} variants x {len(spec.seeds)} seeds")
 
     def on_run(name, seed, row):
-        if spec.kind == "latency":
+        if spec.kind == "outcomes":
+            said = (
+                f"accuracy {row['accuracy']:.3f}, personalised {row['personal_accuracy_mean']:.3f}"
+                f", purity {row['purity']:.2f}, {row['bits_up_per_round'] / 1e6:.2f} Mbit up "
+                f"per round, {row['cumulative_latency_s']:.1f} s"
+            )
+        elif spec.kind == "latency":
             said = (
                 f"cumulative latency {row['cumulative_latency_s']:.2f} s, "
                 f"personalised accuracy {row['final_personal_accuracy']:.3f}"

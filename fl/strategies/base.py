@@ -32,6 +32,10 @@ class Strategy:
 
     modes: ClassVar[frozenset[str]] = frozenset()
     personalized: bool = False  # each device evaluates its own model (may be set per instance)
+    has_global_model: bool = True  # the global state is a whole model worth a test accuracy
+    # strategies with a reform_clock: each device's group, -1 = not placed (the simulator
+    # reads it after every re-forming)
+    membership: np.ndarray = np.zeros(0, dtype=np.int64)
     uses_d2d: bool = False  # its protocols have device-to-device legs (needs channel.d2d)
     bits_per_param: int = 32
     # set by the simulator: counts the model's training FLOPs per sample (forward + backward)
@@ -94,6 +98,21 @@ class Strategy:
         if self.count_model_flops is None:
             raise RuntimeError("the simulator sets count_model_flops before the run")
         return float(flops_per_sample / self.count_model_flops())
+
+    def reform_clock(self) -> tuple[int | None, float | None] | None:
+        """Strategies whose devices form groups that re-form (coalitions): (every_rounds,
+        every_s), one of them set; the simulator then runs the re-forming clock and calls
+        :meth:`begin_round` and ``reform``. Default: None (nothing re-forms)."""
+        return None
+
+    def begin_round(self, *, round_idx: int, reform: bool) -> None:
+        """Called by the simulator before a round's protocol; ``reform``: the round ends in a
+        re-forming. Default: nothing."""
+
+    def reform(self, *, round_idx: int, updates: list[ClientUpdate], num_devices: int) -> None:
+        """Re-form the groups (``membership``) from a re-forming round's updates (empty in
+        systems-only runs). Only strategies with a :meth:`reform_clock` are asked."""
+        raise NotImplementedError
 
     def round_metrics(self) -> dict[str, float]:
         """Metrics of the strategy's own for the version just published (e.g. ranks); they

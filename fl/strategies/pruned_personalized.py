@@ -45,6 +45,7 @@ def head_names(model: nn.Module) -> list[str]:
 class PrunedPersonalized(FedAvg):
     modes: ClassVar[frozenset[str]] = frozenset({"sync"})
     personalized = True
+    has_global_model = False  # the shared part alone has no head
 
     def __init__(
         self,

@@ -32,8 +32,10 @@ def train_and_aggregate(
     delivered: list[int],
     rho: np.ndarray,
     failures: list[Failure],
+    reform: bool = False,
 ) -> LearningStep:
-    """Train the delivering devices (the strategy says how) and aggregate them."""
+    """Train the delivering devices (the strategy says how) and aggregate them; in a
+    re-forming round the strategy first re-forms its groups from the fresh updates."""
     data = world.data
     assert data is not None, "training needs data; systems-only runs never call this"
     updates: list[ClientUpdate] = []
@@ -51,6 +53,8 @@ def train_and_aggregate(
             rngs=[world.streams.numpy("train", d, round_idx) for d in delivered],
         )
         train_loss = float(np.mean([u.metrics["train_loss"] for u in updates]))
+    if reform:
+        world.strategy.reform(round_idx=round_idx, updates=updates, num_devices=world.num_devices)
     new_state = world.strategy.aggregate(
         round_idx=round_idx, global_state=world.global_state, updates=updates, failures=failures
     )

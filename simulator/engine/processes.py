@@ -21,6 +21,7 @@ from channels.units import dbm_to_w
 from devices.timing import compute_energy_j
 from fl.protocol import LEG_KINDS, Leg
 from fl.state import Failure
+from simulator.engine import coalition_events
 from simulator.engine.costs import ALLOCATION_OK, LegCosts, StagePlan, plan_stage
 from simulator.engine.device_stats import DeviceStats
 from simulator.engine.learning import (
@@ -54,6 +55,8 @@ class RunContext:
     # the untrained model's test loss (at least ln(classes)): divergence is relative to it
     reference_loss: float = math.nan
     offline_for_good: int = 0  # devices whose availability says they never come online again
+    reform_due: bool = False  # a re-forming clock (every_s) passed a multiple since the last
+    reforms: int = 0  # re-formings done
     leg_steps: dict = field(default_factory=dict)  # LegStep per (leg name, kind), see StageTable
     device_stats: DeviceStats = field(init=False)
     costs: LegCosts = field(init=False)  # one per run: both servers and mobility share it
@@ -415,10 +418,16 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
     costs = ctx.costs
     all_ids = np.arange(world.num_devices)
     round_idx = 0
+    groups = world.strategy.reform_clock()  # strategies whose devices form coalitions
+    if groups is not None and groups[1] is not None:
+        env.process(coalition_events.reform_clock(env, ctx, groups[1]))
     while ctx.version < sim.rounds:
         if sim.max_time_s is not None and env.now >= sim.max_time_s:
             ctx.status = "time_limit"
             return
+        reform = groups is not None and coalition_events.is_reform_round(ctx, round_idx)
+        if groups is not None:
+            world.strategy.begin_round(round_idx=round_idx, reform=reform)
         # 1. select among online devices
         available = all_ids[ctx.online].tolist()
         cohort = (
@@ -437,6 +446,8 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             yield env.timeout(sim.idle_retry_s)
             continue
         round_start_s = env.now
+        if reform:
+            ctx.reform_due = False
         members = np.asarray(cohort, dtype=np.int64)
         protocol = world.strategy.round_protocol(global_state=world.global_state, cohort=members)
         last_active_stage = _last_active_stage(protocol, members.size)
@@ -457,6 +468,8 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
                         failures.append(Failure(dev, "deadline", env.now))
                     alive[:] = False
                     break
+            # senders whose d2d receiver is gone cannot deliver (before sending, or after)
+            failures += _receiver_lost(env, ctx, protocol, stage_idx, members, alive, round_idx)
             # 2. channels and bandwidth for the stage's devices at once
             plan = plan_stage(
                 world, costs, protocol, stage_idx, members, alive, env.now, job_idx=round_idx
@@ -513,12 +526,15 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             account.add_stage(world, plan.legs, done)
             _count_bits(account, plan, done)
         assert first is not None
+        failures += _receiver_lost(env, ctx, protocol, len(protocol.stages), members, alive,
+                                   round_idx)  # fmt: skip
         delivered = members[alive].tolist()
         latency_s = env.now - round_start_s
         # 5. learn (zero virtual time), publish, evaluate
         rho_of = dict(zip(first.device_ids.tolist(), first.rho.tolist(), strict=True))
+        before = world.strategy.membership.copy() if groups is not None else None
         row = _publish(
-            ctx, round_idx, delivered, np.array([rho_of[d] for d in delivered]), failures
+            ctx, round_idx, delivered, np.array([rho_of[d] for d in delivered]), failures, reform
         )
         reachable0 = np.isfinite(first.total_s)
         breakdown = account.breakdown(latency_s, delivered)
@@ -546,6 +562,8 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             **breakdown,
             **world.strategy.round_metrics(),
         )
+        if before is not None:
+            coalition_events.after_round(ctx, round_idx, before, reform, row)
         rec.event(env.now, "publish", SERVER, round_idx, latency_s, detail=f"version {ctx.version}")
         rec.metric_row(row)
         if ctx.on_version is not None:
@@ -554,6 +572,27 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             return
         round_idx += 1
     ctx.status = "completed"
+
+
+def _receiver_lost(env, ctx, protocol, upto_stage: int, members, alive, round_idx) -> list:
+    """Fail the senders of d2d legs in stages <= ``upto_stage`` whose receiver is gone (not
+    in the round, failed or offline): what they sent, or would send, never reaches the server.
+    The reason is the leg's ``receiver_lost`` (e.g. ``head_failed``)."""
+    lost: list[Failure] = []
+    for stage in protocol.stages[: upto_stage + 1]:
+        for leg in stage:
+            if leg.kind != "d2d" or not alive.any():
+                continue
+            senders = alive.copy() if leg.participants is None else alive & leg.participants
+            receivers = np.asarray(leg.receivers, dtype=np.int64)
+            at = np.searchsorted(members, receivers).clip(0, members.size - 1)
+            there = (members[at] == receivers) & alive[at]
+            for i in np.flatnonzero(senders & ~there).tolist():
+                dev = int(members[i])
+                ctx.recorder.event(env.now, "failure", dev, round_idx, detail=leg.receiver_lost)
+                lost.append(Failure(dev, leg.receiver_lost, env.now))
+                alive[i] = False
+    return lost
 
 
 def _last_active_stage(protocol, m: int) -> np.ndarray:
@@ -582,8 +621,11 @@ def _publish(
     delivered: list[int],
     rho: np.ndarray,
     failures: list[Failure],
+    reform: bool = False,
 ) -> dict:
-    """Aggregate (full mode) and bump the version; returns the learning columns of the row."""
+    """Aggregate (full mode) and bump the version; returns the learning columns of the row.
+    ``reform``: the strategy re-forms its groups first (from the updates; systems-only: from
+    nothing)."""
     world = ctx.world
     row: dict = {
         "version": ctx.version + 1,
@@ -600,11 +642,14 @@ def _publish(
             delivered=delivered,
             rho=rho,
             failures=failures,
+            reform=reform,
         )
         world.global_state = step.new_state
         row["train_loss"] = step.train_loss
         computed = [step.train_loss] if delivered else []
         evaluate_version(ctx, row, ctx.version + 1, computed, f"in round {round_idx}")
+    elif reform:
+        world.strategy.reform(round_idx=round_idx, updates=[], num_devices=world.num_devices)
     ctx.version += 1
     return row
 
@@ -617,7 +662,7 @@ def evaluate_version(ctx: RunContext, row: dict, version: int, losses: list, whe
     world = ctx.world
     every = world.scenario.training.eval_every
     if version % every == 0 or version == world.scenario.simulation.rounds:
-        if not world.strategy.personalized:
+        if world.strategy.has_global_model:
             row.update(evaluate_global(world))
             losses = [*losses, row["loss"]]
         row.update(personal_accuracy(world))

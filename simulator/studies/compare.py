@@ -16,6 +16,10 @@ A comparison file::
 - ``accuracy_vs_time``: global test accuracy against virtual time (asynchronous vs
   synchronous strategies): time to ``target_accuracy``, accuracy at each of ``at_times_s``,
   staleness; speed-up of the time to target against ``reference``.
+- ``outcomes``: where each variant ends after the same rounds: final test accuracy,
+  personalised accuracy, coalition purity (nan for strategies without coalitions), bits per
+  direction (``bits_up`` to the server, ``bits_down``, ``bits_d2d``, totals and per round),
+  cumulative latency and energy; seed means and standard deviations.
 
 Writes ``<out>/compare-<file stem>/``: ``table.csv`` (one row per variant, seed means),
 ``runs.csv`` (one row per variant and seed) and ``comparison.png``.
@@ -44,7 +48,7 @@ class ComparisonFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     base: str
     reference: str
-    kind: Literal["latency", "accuracy_vs_time"] = "latency"
+    kind: Literal["latency", "accuracy_vs_time", "outcomes"] = "latency"
     seeds: list[int] = Field(default=[1, 2, 3], min_length=1)
     variants: dict[str, dict[str, Any]] = Field(min_length=2)
     target_accuracy: float = Field(default=0.85, gt=0, le=1)  # accuracy_vs_time
@@ -81,7 +85,12 @@ def run_comparison(path: str | Path, out_root: str | Path = "runs", on_run=None)
     for (name, seed), scenario in scenarios.items():
         result = run(scenario, out_root=out_root)
         m = result.metrics.to_pandas()
-        row = _latency_row(m) if spec.kind == "latency" else _accuracy_row(m, spec, result.summary)
+        if spec.kind == "latency":
+            row = _latency_row(m)
+        elif spec.kind == "outcomes":
+            row = _outcome_row(m, result.summary)
+        else:
+            row = _accuracy_row(m, spec, result.summary)
         rows.append(
             {
                 "variant": name,
@@ -101,6 +110,9 @@ def run_comparison(path: str | Path, out_root: str | Path = "runs", on_run=None)
     if spec.kind == "latency":
         table = _summarise(runs, spec.reference)
         plot_comparison(pd.concat(curves), folder / "comparison.png")
+    elif spec.kind == "outcomes":
+        table = _summarise_outcomes(runs)
+        plot_outcomes(pd.concat(curves), table, folder / "comparison.png")
     else:
         table = _summarise_accuracy(runs, spec)
         plot_accuracy_vs_time(pd.concat(curves), runs, spec, folder / "comparison.png")
@@ -121,6 +133,76 @@ def _latency_row(m: pd.DataFrame) -> dict:
         if len(last)
         else math.nan,
     }
+
+
+OUTCOMES = [
+    "accuracy", "personal_accuracy_mean", "purity", "bits_up", "bits_down", "bits_d2d",
+    "bits_up_per_round", "cumulative_latency_s", "energy_j",
+]  # fmt: skip
+
+
+def _last(m: pd.DataFrame, column: str) -> float:
+    if column not in m:
+        return math.nan
+    seen = m[column].dropna()
+    return float(seen.iloc[-1]) if len(seen) else math.nan
+
+
+def _outcome_row(m: pd.DataFrame, summary: dict) -> dict:
+    return {
+        "rounds": len(m),
+        "accuracy": _last(m, "accuracy"),
+        "personal_accuracy_mean": _last(m, "personal_accuracy_mean"),
+        "purity": _last(m, "coalition_purity"),
+        "bits_up": float(m.bits_up.sum()),
+        "bits_down": float(m.bits_down.sum()),
+        "bits_d2d": float(m.bits_d2d.sum()),
+        "bits_up_per_round": float(m.bits_up.mean()),
+        "cumulative_latency_s": float(m.round_latency_s.sum()),
+        "energy_j": float(summary["energy_j"]),
+    }
+
+
+def _summarise_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
+    """Seed means of every outcome, with the standard deviation of the two accuracies."""
+    g = runs.groupby("variant", sort=False)
+    table = g[OUTCOMES].mean()
+    table.insert(0, "seeds", g.seed.count())
+    for col in ("accuracy", "personal_accuracy_mean"):
+        table[f"{col}_std"] = g[col].std()
+    return table.reset_index()
+
+
+def plot_outcomes(curves: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
+    """Three panels: personalised accuracy against virtual time (seed means of the evaluated
+    versions), test accuracy against virtual time, and bits per round by direction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+    names = list(dict.fromkeys(curves.variant))
+    for i, column in enumerate(["personal_accuracy_mean", "accuracy"]):
+        for name in names:
+            seen = curves[(curves.variant == name) & curves[column].notna()]
+            mean = seen.groupby("version")[[column, "time_s"]].mean()
+            axes[i].plot(mean.time_s, mean[column], marker=".", label=name)
+        axes[i].set_xlabel("virtual time (s)")
+        axes[i].set_ylabel(column.replace("_", " "))
+        axes[i].set_ylim(0, 1)
+        axes[i].grid(alpha=0.3)
+    axes[0].legend(loc="lower right")
+    rounds = curves.groupby("variant", sort=False)[["bits_up", "bits_down", "bits_d2d"]].mean()
+    x = np.arange(len(names))
+    for j, col in enumerate(["bits_up", "bits_down", "bits_d2d"]):
+        axes[2].bar(x + (j - 1) * 0.27, rounds.loc[names, col] / 1e6, 0.27, label=col)
+    axes[2].set_xticks(x, names, rotation=15)
+    axes[2].set_ylabel("Mbit per round (seed mean)")
+    axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def accuracy_at_s(m: pd.DataFrame, t_s: float) -> float:
