@@ -147,10 +147,33 @@ DataConfig = Annotated[
 ]
 
 
+class LowRankConfig(_Frozen):
+    """Linear layers kept as ``U S V^T`` (fl/low_rank.py), for ``strategy.kind: fedlrt``.
+
+    ``layers: hidden`` factors every Linear layer but the classifier; a list of indices
+    (0 = the first Linear) picks them. ``rank`` is the initial rank, clamped each round to
+    ``[r_min, r_max]``; ``r_max`` at most half the layer's smaller side (augmentation doubles
+    the rank)."""
+
+    rank: int = Field(default=8, gt=0, le=4096)
+    r_min: int = Field(default=2, gt=0, le=4096)
+    r_max: int = Field(default=32, gt=0, le=4096)
+    layers: Literal["hidden"] | list[Annotated[int, Field(ge=0, le=64)]] = "hidden"
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.r_min <= self.rank <= self.r_max:
+            raise ValueError(f"r_min <= rank <= r_max, not {self.r_min}, {self.rank}, {self.r_max}")
+        return self
+
+
 class MLPConfig(_Frozen):
     kind: Literal["mlp"]
     # bounded so that one typo cannot ask for a terabyte model (see Scenario's parameter cap)
     hidden: list[Annotated[int, Field(gt=0, le=MAX_WIDTH)]] = Field(default=[64], max_length=32)
+    low_rank: LowRankConfig | None = Field(
+        default=None, description="factored linear layers (strategy fedlrt)"
+    )
 
 
 class CNNConfig(_Frozen):
@@ -283,6 +306,41 @@ class OrthoFLConfig(_Frozen):
     first_update_adopts: bool = True
 
 
+class FixedRanks(_Frozen):
+    """Systems-only FeDLRT: every layer keeps its initial rank."""
+
+    kind: Literal["fixed"]
+
+
+class RanksFromMetrics(_Frozen):
+    """Systems-only FeDLRT: round r uses the ranks (``rank_<layer>`` columns) of round r of a
+    previous full run's ``metrics.parquet`` (its last row after its end)."""
+
+    kind: Literal["from_metrics"]
+    path: str = Field(min_length=1)
+
+
+class FeDLRTConfig(_Frozen):
+    """FeDLRT (Schotthoefer and Laiu, 2024; papers/fedlrt.md): global bases, clients train a
+    2r x 2r coefficient after server-side basis augmentation; truncation with relative
+    threshold ``tau``. ``variance_correction``: ``none``, ``simplified`` (top-left r x r
+    block from the basis-gradient pass, no extra exchange; the notes' reconstruction) or
+    ``full`` (a third exchange of 2r x 2r gradients). ``gradient_batches``: mini-batches
+    averaged for the basis (and correction) gradients. ``weights``: client weights in all
+    three averages. Coefficient steps per round = ``training.local_steps``."""
+
+    kind: Literal["fedlrt"]
+    tau: float = Field(default=0.1, gt=0, lt=1)
+    variance_correction: Literal["none", "simplified", "full"] = "full"
+    gradient_batches: int = Field(default=4, gt=0, le=10_000)
+    weights: Literal["examples", "uniform"] = "examples"
+    systems_ranks: Annotated[FixedRanks | RanksFromMetrics, Field(discriminator="kind")] = (
+        FixedRanks(kind="fixed")
+    )
+    clients_per_round: PositiveInt | None = None
+    fraction: float | None = Field(default=None, gt=0, le=1)
+
+
 class ReformConfig(_Frozen):
     """When coalitions re-form: every ``every_rounds`` rounds, or every ``every_s`` virtual
     seconds (the re-forming then happens at the end of the first round that starts at or after
@@ -353,6 +411,7 @@ StrategyConfig = Annotated[
     | FedAsyncConfig
     | FedBuffConfig
     | OrthoFLConfig
-    | CoalitionConfig,
+    | CoalitionConfig
+    | FeDLRTConfig,
     Field(discriminator="kind"),
 ]

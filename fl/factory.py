@@ -19,6 +19,7 @@ from fl.config import (
     DirichletPartition,
     FedAsyncConfig,
     FedBuffConfig,
+    FeDLRTConfig,
     FemnistData,
     IIDPartition,
     MnistData,
@@ -52,6 +53,7 @@ from fl.strategies.coalition import CoalitionFL
 from fl.strategies.fedasync import FedAsync
 from fl.strategies.fedavg import FedAvg
 from fl.strategies.fedbuff import FedBuff
+from fl.strategies.fedlrt import FeDLRT
 from fl.strategies.orthofl import OrthoFL
 from fl.strategies.pruned_personalized import PrunedPersonalized
 from fl.training import LocalWork
@@ -197,13 +199,21 @@ def strategy_class(cfg: StrategyConfig) -> type[Strategy]:
         OrthoFLConfig: OrthoFL,
         PrunedPersonalizedConfig: PrunedPersonalized,
         CoalitionConfig: CoalitionFL,
+        FeDLRTConfig: FeDLRT,
     }
     return classes.get(type(cfg), FedAvg)
 
 
 def make_strategy(
-    cfg: StrategyConfig, *, model: nn.Module, initial_state: ModelState, num_devices: int
+    cfg: StrategyConfig,
+    *,
+    model: nn.Module,
+    initial_state: ModelState,
+    num_devices: int,
+    scenario=None,
 ) -> Strategy:
+    """The configured strategy; ``scenario`` gives strategies that need other sections (the
+    model's low-rank settings, the local steps) what they read."""
     if isinstance(cfg, FedAsyncConfig):
         return FedAsync(alpha=cfg.alpha, staleness=Staleness(**cfg.staleness.model_dump()))
     if isinstance(cfg, FedBuffConfig):
@@ -223,6 +233,12 @@ def make_strategy(
             layerwise=cfg.layerwise,
             first_update_adopts=cfg.first_update_adopts,
         )
+    if isinstance(cfg, FeDLRTConfig):
+        assert scenario is not None and scenario.model.low_rank is not None  # build_model checked
+        return FeDLRT(
+            cfg, model=model, low_rank=scenario.model.low_rank,
+            local_steps=scenario.training.local_steps or 1,
+        )  # fmt: skip
     if isinstance(cfg, CoalitionConfig):
         return CoalitionFL(cfg, initial_state=initial_state, num_devices=num_devices)
     if isinstance(cfg, PrunedPersonalizedConfig):

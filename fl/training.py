@@ -105,8 +105,16 @@ def plan_batches(
     )
 
 
+def per_sample_loss(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Loss per sample [B]: cross-entropy for integer class labels, half the squared error
+    ``||f(x) - y||^2 / 2`` for floating-point targets [B, k] (least-squares problems)."""
+    if y.is_floating_point():
+        return 0.5 * ((outputs - y.reshape(outputs.shape)) ** 2).sum(dim=-1)
+    return nn.functional.cross_entropy(outputs, y, reduction="none")
+
+
 def _masked_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    ce = nn.functional.cross_entropy(logits, y, reduction="none")
+    ce = per_sample_loss(logits, y)
     return (ce * mask).sum() / mask.sum().clamp(min=1.0)
 
 
@@ -259,9 +267,8 @@ def _step_losses(forward, params, x, y, plan: BatchPlan, s: int, client_inputs):
     mask = plan.mask[:, s]
     extra = () if client_inputs is None else (client_inputs[:, s],)
     logits = forward(params, x[idx], *extra)  # [C, B, classes]
-    ce = nn.functional.cross_entropy(
-        logits.reshape(c * b, -1), y[idx].reshape(-1), reduction="none"
-    ).reshape(c, b)
+    target = y[idx].reshape(c * b, *y.shape[1:])
+    ce = per_sample_loss(logits.reshape(c * b, -1), target).reshape(c, b)
     return (ce * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 

@@ -44,9 +44,13 @@ class Strategy:
     _torch_for: Callable[..., torch.Generator] | None = None
 
     @classmethod
-    def build_model(cls, base: nn.Module, *, config, generator: torch.Generator) -> nn.Module:
+    def build_model(
+        cls, base: nn.Module, *, config, generator: torch.Generator, model_config=None
+    ) -> nn.Module:
         """The model this strategy trains, built from the scenario's ``base`` model and a seeded
-        ``generator`` (e.g. low-rank factors or adaptors around it). Default: ``base``."""
+        ``generator`` (e.g. low-rank factors or adaptors around it); ``config`` is the strategy
+        section, ``model_config`` the model section. Raises ValueError naming the field for a
+        model it cannot build. Default: ``base``."""
         return base
 
     def bind_streams(

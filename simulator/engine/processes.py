@@ -426,8 +426,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             ctx.status = "time_limit"
             return
         reform = groups is not None and coalition_events.is_reform_round(ctx, round_idx)
-        if groups is not None:
-            world.strategy.begin_round(round_idx=round_idx, reform=reform)
+        world.strategy.begin_round(round_idx=round_idx, reform=reform)
         # 1. select among online devices
         available = all_ids[ctx.online].tolist()
         cohort = (

@@ -119,6 +119,7 @@ def preflight(scenario: Scenario, source: str = "scenario") -> Preflight:
     streams = RngStreams(scenario.seed)
     device = _training_device(scenario, source)
     _check_pairing(scenario, source)
+    _check_low_rank(scenario, source)
     _check_paths(scenario, source)
     try:
         input_shape, num_classes = data_signature(scenario.data)
@@ -132,17 +133,56 @@ def preflight(scenario: Scenario, source: str = "scenario") -> Preflight:
             source, [Problem("model", "a model that fits the data", str(exc))]
         ) from None
     # the strategy may train its own parametrisation (low-rank factors, adaptors, routers)
-    model = strategy_class(scenario.strategy).build_model(
-        model, config=scenario.strategy, generator=streams.torch("strategy_model")
-    )
+    try:
+        model = strategy_class(scenario.strategy).build_model(
+            model,
+            config=scenario.strategy,
+            generator=streams.torch("strategy_model"),
+            model_config=scenario.model,
+        )
+    except ValueError as exc:
+        field, _, why = str(exc).partition(": ")
+        raise ScenarioError(
+            source, [Problem(field, why or "a model it can build", "the model as set")]
+        ) from None
     state = {k: v.detach() for k, v in model.state_dict().items()}
     strategy = make_strategy(
-        scenario.strategy, model=model, initial_state=state, num_devices=scenario.devices.count
-    )
+        scenario.strategy, model=model, initial_state=state, num_devices=scenario.devices.count,
+        scenario=scenario,
+    )  # fmt: skip
     strategy.bits_per_param = scenario.bits_per_param
     _check_async_settings(scenario, strategy, source)
     check_protocol_needs(scenario, strategy, state, source)
     return Preflight(model, input_shape, device)
+
+
+def _load_rank_schedule(scenario: Scenario, strategy: Strategy, source: str) -> None:
+    """Systems-only FeDLRT with ``systems_ranks: from_metrics``: the ranks of a previous run."""
+    ranks = getattr(scenario.strategy, "systems_ranks", None)
+    if not scenario.systems_only or ranks is None or ranks.kind != "from_metrics":
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(ranks.path).expanduser()
+    try:
+        table = pq.read_table(path).to_pydict()
+        strategy.load_rank_schedule(table)  # type: ignore[attr-defined]
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        where = f"a metrics.parquet with rank_<layer> columns at {path}"
+        found = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ScenarioError(
+            source, [Problem("strategy.systems_ranks.path", where, found)]
+        ) from None
+
+
+def _check_low_rank(scenario: Scenario, source: str) -> None:
+    """Factored layers are trained by FeDLRT only (FedAvg would average bases that differ
+    from client to client, which means nothing)."""
+    low = getattr(scenario.model, "low_rank", None)
+    if low is not None and scenario.strategy.kind != "fedlrt":
+        expected = f"no low_rank with strategy {scenario.strategy.kind!r} (only fedlrt)"
+        raise ScenarioError(source, [Problem("model.low_rank", expected, "a low_rank section")])
 
 
 def _check_paths(scenario: Scenario, source: str) -> None:
@@ -151,6 +191,10 @@ def _check_paths(scenario: Scenario, source: str) -> None:
         ("data.path", getattr(scenario.data, "path", None)),
         ("devices.source.path", getattr(scenario.devices.source, "path", None)),
         ("devices.availability.path", getattr(scenario.devices.availability, "path", None)),
+        (
+            "strategy.systems_ranks.path",
+            getattr(getattr(scenario.strategy, "systems_ranks", None), "path", None),
+        ),
     ]
     problems = [
         Problem(field, "an existing file or folder", f"nothing at {path}")
@@ -204,13 +248,15 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         data = data.to(device)
     initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     strategy = make_strategy(
-        scenario.strategy, model=model, initial_state=initial_state, num_devices=n
-    )
+        scenario.strategy, model=model, initial_state=initial_state, num_devices=n,
+        scenario=scenario,
+    )  # fmt: skip
     strategy.bits_per_param = scenario.bits_per_param
     strategy.count_model_flops = count_flops
     strategy.bind_streams(
         lambda *key: streams.numpy("strategy", *key), lambda *key: streams.torch("strategy", *key)
     )
+    _load_rank_schedule(scenario, strategy, source)
     uplink = _tabulate(make_link(scenario.channel, channel_seed, "uplink"), n)
     measured_up_bps = None
     if isinstance(scenario.devices.source, FlashSource):

@@ -19,7 +19,8 @@ A comparison file::
 - ``outcomes``: where each variant ends after the same rounds: final test accuracy,
   personalised accuracy, coalition purity (nan for strategies without coalitions), bits per
   direction (``bits_up`` to the server, ``bits_down``, ``bits_d2d``, totals and per round),
-  cumulative latency and energy; seed means and standard deviations.
+  cumulative latency, energy and the final rank of factored layers (nan without); seed means
+  and standard deviations. The figure adds rank trajectories when a variant has ranks.
 
 Writes ``<out>/compare-<file stem>/``: ``table.csv`` (one row per variant, seed means),
 ``runs.csv`` (one row per variant and seed) and ``comparison.png``.
@@ -137,7 +138,7 @@ def _latency_row(m: pd.DataFrame) -> dict:
 
 OUTCOMES = [
     "accuracy", "personal_accuracy_mean", "purity", "bits_up", "bits_down", "bits_d2d",
-    "bits_up_per_round", "cumulative_latency_s", "energy_j",
+    "bits_up_per_round", "cumulative_latency_s", "energy_j", "final_rank",
 ]  # fmt: skip
 
 
@@ -160,7 +161,13 @@ def _outcome_row(m: pd.DataFrame, summary: dict) -> dict:
         "bits_up_per_round": float(m.bits_up.mean()),
         "cumulative_latency_s": float(m.round_latency_s.sum()),
         "energy_j": float(summary["energy_j"]),
+        # mean over factored layers of the rank the run ended with (nan: nothing factored)
+        "final_rank": float(np.mean(ranks)) if (ranks := _final_ranks(m)) else math.nan,
     }
+
+
+def _final_ranks(m: pd.DataFrame) -> list[float]:
+    return [float(m[c].iloc[-1]) for c in m.columns if c.startswith("rank_") and len(m)]
 
 
 def _summarise_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
@@ -181,9 +188,15 @@ def plot_outcomes(curves: pd.DataFrame, table: pd.DataFrame, path: Path) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+    rank_cols = [c for c in curves.columns if c.startswith("rank_")]
+    fig, axes = plt.subplots(1, 4 if rank_cols else 3, figsize=(21 if rank_cols else 16, 4.3))
     names = list(dict.fromkeys(curves.variant))
     for i, column in enumerate(["personal_accuracy_mean", "accuracy"]):
+        if curves[column].isna().all():
+            axes[i].text(0.5, 0.5, f"{column.replace('_', ' ')}:\nnot measured here",
+                         ha="center", va="center", transform=axes[i].transAxes)  # fmt: skip
+            axes[i].set_axis_off()
+            continue
         for name in names:
             seen = curves[(curves.variant == name) & curves[column].notna()]
             mean = seen.groupby("version")[[column, "time_s"]].mean()
@@ -200,6 +213,16 @@ def plot_outcomes(curves: pd.DataFrame, table: pd.DataFrame, path: Path) -> None
     axes[2].set_xticks(x, names, rotation=15)
     axes[2].set_ylabel("Mbit per round (seed mean)")
     axes[2].legend()
+    if rank_cols:  # rank trajectories: seed mean of the mean rank over factored layers
+        for name in names:
+            part = curves[curves.variant == name]
+            if part[rank_cols].notna().any().any():
+                mean = part.assign(r=part[rank_cols].mean(axis=1)).groupby("round").r.mean()
+                axes[3].plot(mean.index, mean.to_numpy(), label=name)
+        axes[3].set_xlabel("round")
+        axes[3].set_ylabel("rank (mean over factored layers)")
+        axes[3].grid(alpha=0.3)
+        axes[3].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
