@@ -24,7 +24,7 @@ class Widened(FedAvg):
     from the strategy's seeded generator; reports a metric of its own every round."""
 
     @classmethod
-    def build_model(cls, base, *, config, generator):
+    def build_model(cls, base, *, config, generator, model_config=None):
         extra = nn.Linear(10, 10)
         with torch.no_grad():
             extra.weight.copy_(torch.randn(10, 10, generator=generator))
