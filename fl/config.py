@@ -341,6 +341,27 @@ class FeDLRTConfig(_Frozen):
     fraction: float | None = Field(default=None, gt=0, le=1)
 
 
+class FloralConfig(_Frozen):
+    """FLoRAL (Almansoori, Horvath, Takac, CPAL 2025; papers/floral.md): C low-rank adaptors
+    per layer (rank budget ``rho`` of the layer each), a private router per device mixing
+    them; base and adaptors federated, adaptors aggregated with p(k | c). Defaults are the
+    reference code's: router step 0.1, router noise U[0, 1), preconditioned adaptor
+    gradients. ``router: oracle`` fixes each device's mixture on its true group (clustered
+    partitions); ``private_adaptors: true`` is the local-adaptor baseline (one adaptor kept
+    on the device, only the base federated)."""
+
+    kind: Literal["floral"]
+    adaptors: int = Field(default=4, gt=0, le=64)
+    rho: float = Field(default=0.1, gt=0, le=1)
+    router: Literal["learned", "oracle"] = "learned"
+    router_lr: float = Field(default=0.1, ge=0, le=100)
+    router_noise: float = Field(default=1.0, ge=0, le=100)
+    precondition: bool = True
+    private_adaptors: bool = False
+    clients_per_round: PositiveInt | None = None
+    fraction: float | None = Field(default=None, gt=0, le=1)
+
+
 class ReformConfig(_Frozen):
     """When coalitions re-form: every ``every_rounds`` rounds, or every ``every_s`` virtual
     seconds (the re-forming then happens at the end of the first round that starts at or after
@@ -412,6 +433,7 @@ StrategyConfig = Annotated[
     | FedBuffConfig
     | OrthoFLConfig
     | CoalitionConfig
-    | FeDLRTConfig,
+    | FeDLRTConfig
+    | FloralConfig,
     Field(discriminator="kind"),
 ]

@@ -21,6 +21,7 @@ from fl.config import (
     FedBuffConfig,
     FeDLRTConfig,
     FemnistData,
+    FloralConfig,
     IIDPartition,
     MnistData,
     NaturalPartition,
@@ -54,6 +55,7 @@ from fl.strategies.fedasync import FedAsync
 from fl.strategies.fedavg import FedAvg
 from fl.strategies.fedbuff import FedBuff
 from fl.strategies.fedlrt import FeDLRT
+from fl.strategies.floral import Floral
 from fl.strategies.orthofl import OrthoFL
 from fl.strategies.pruned_personalized import PrunedPersonalized
 from fl.training import LocalWork
@@ -200,6 +202,7 @@ def strategy_class(cfg: StrategyConfig) -> type[Strategy]:
         PrunedPersonalizedConfig: PrunedPersonalized,
         CoalitionConfig: CoalitionFL,
         FeDLRTConfig: FeDLRT,
+        FloralConfig: Floral,
     }
     return classes.get(type(cfg), FedAvg)
 
@@ -233,6 +236,8 @@ def make_strategy(
             layerwise=cfg.layerwise,
             first_update_adopts=cfg.first_update_adopts,
         )
+    if isinstance(cfg, FloralConfig):
+        return Floral(cfg, model=model, num_devices=num_devices)
     if isinstance(cfg, FeDLRTConfig):
         assert scenario is not None and scenario.model.low_rank is not None  # build_model checked
         return FeDLRT(

@@ -140,6 +140,7 @@ def train_cohort(
     lr_by_name: dict[str, float] | None = None,
     grad_offsets: ModelState | None = None,
     client_inputs: torch.Tensor | None = None,
+    grad_transform: Callable[[str, torch.Tensor, ModelState], torch.Tensor] | None = None,
 ) -> CohortResult:
     """Train C clients from the same ``start`` parameters in one batched SGD loop.
 
@@ -165,6 +166,9 @@ def train_cohort(
         gradient before masking (variance correction); names absent: none.
     client_inputs : [C, S, ...] per-client inputs for each step (e.g. random draws from each
         client's own generator), passed to the model as a second forward argument.
+    grad_transform : ``f(name, grad [C, ...], params)`` applied to every gradient after the
+        offsets and before the masks (e.g. preconditioning); ``params`` holds the current
+        stacked parameters by name.
     """
     c, steps, b = plan.index.shape
     plan = plan.to(x.device)
@@ -189,6 +193,11 @@ def train_cohort(
                 g if o is None else g + o * on.reshape(c, *[1] * (o.dim() - 1))
                 for g, o in zip(grads, offsets, strict=True)
             )
+        if grad_transform is not None:
+            with torch.no_grad():
+                current = {k: v.detach() for k, v in params.items()}
+                pairs = zip(params, grads, strict=True)
+                grads = tuple(grad_transform(k, g, current) for k, g in pairs)
         if grad_masks is not None:
             grads = tuple(g if m is None else g * m for g, m in zip(grads, masks, strict=True))
         with torch.no_grad():

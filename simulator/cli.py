@@ -184,11 +184,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     def on_run(name, seed, row):
         if spec.kind == "outcomes":
-            said = (
-                f"accuracy {row['accuracy']:.3f}, personalised {row['personal_accuracy_mean']:.3f}"
-                f", purity {row['purity']:.2f}, {row['bits_up_per_round'] / 1e6:.2f} Mbit up "
-                f"per round, {row['cumulative_latency_s']:.1f} s"
-            )
+            parts = [f"accuracy {row['accuracy']:.3f}"]
+            optional = [("personalised", "personal_accuracy_mean", ".3f"),
+                        ("coalition purity", "purity", ".2f"),
+                        ("router purity", "router_purity", ".2f"),
+                        ("final rank", "final_rank", ".1f")]  # fmt: skip
+            parts += [f"{label} {row[key]:{fmt}}" for label, key, fmt in optional
+                      if not math.isnan(row[key])]  # fmt: skip
+            parts.append(f"{row['bits_up_per_round'] / 1e6:.2f} Mbit up per round")
+            parts.append(f"{row['cumulative_latency_s']:.1f} s")
+            said = ", ".join(parts)
         elif spec.kind == "latency":
             said = (
                 f"cumulative latency {row['cumulative_latency_s']:.2f} s, "

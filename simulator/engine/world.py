@@ -120,6 +120,7 @@ def preflight(scenario: Scenario, source: str = "scenario") -> Preflight:
     device = _training_device(scenario, source)
     _check_pairing(scenario, source)
     _check_low_rank(scenario, source)
+    _check_oracle_router(scenario, source)
     _check_paths(scenario, source)
     try:
         input_shape, num_classes = data_signature(scenario.data)
@@ -174,6 +175,17 @@ def _load_rank_schedule(scenario: Scenario, strategy: Strategy, source: str) -> 
         raise ScenarioError(
             source, [Problem("strategy.systems_ranks.path", where, found)]
         ) from None
+
+
+def _check_oracle_router(scenario: Scenario, source: str) -> None:
+    """FLoRAL's oracle router puts each device on its true group: only a clustered
+    partition has one."""
+    if getattr(scenario.strategy, "router", None) != "oracle":
+        return
+    partition = getattr(scenario.data, "partition", None)
+    if getattr(partition, "kind", None) != "clustered":
+        expected = "learned (oracle needs the true groups of data.partition.kind: clustered)"
+        raise ScenarioError(source, [Problem("strategy.router", expected, "'oracle'")])
 
 
 def _check_low_rank(scenario: Scenario, source: str) -> None:

@@ -138,7 +138,7 @@ def _latency_row(m: pd.DataFrame) -> dict:
 
 OUTCOMES = [
     "accuracy", "personal_accuracy_mean", "purity", "bits_up", "bits_down", "bits_d2d",
-    "bits_up_per_round", "cumulative_latency_s", "energy_j", "final_rank",
+    "bits_up_per_round", "cumulative_latency_s", "energy_j", "final_rank", "router_purity",
 ]  # fmt: skip
 
 
@@ -155,6 +155,7 @@ def _outcome_row(m: pd.DataFrame, summary: dict) -> dict:
         "accuracy": _last(m, "accuracy"),
         "personal_accuracy_mean": _last(m, "personal_accuracy_mean"),
         "purity": _last(m, "coalition_purity"),
+        "router_purity": _last(m, "router_purity"),
         "bits_up": float(m.bits_up.sum()),
         "bits_down": float(m.bits_down.sum()),
         "bits_d2d": float(m.bits_d2d.sum()),
