@@ -227,18 +227,59 @@ class TrainingConfig(_Frozen):
         return self
 
 
+class ServerOptimizerConfig(_Frozen):
+    """The server's step on the round's pseudo-gradient (Reddi et al., ICLR 2021;
+    fl/server_optimizers.py). ``lr`` defaults to 1 for ``sgd`` (plain FedAvg replacement) and
+    to 0.01 for the adaptive ones; ``betas`` = (beta1, beta2), ``tau`` the adaptivity floor
+    (the paper's defaults 0.9, 0.99 and 1e-3)."""
+
+    kind: Literal["sgd", "adam", "yogi", "adagrad"]
+    lr: float = Field(default=None, gt=0, le=1e3)  # type: ignore[assignment]  # filled below
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.9,
+        0.99,
+    )
+    tau: float = Field(default=1e-3, gt=0, le=10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_lr(cls, value):
+        if isinstance(value, dict) and value.get("lr") is None:
+            value = {**value, "lr": 1.0 if value.get("kind") == "sgd" else 0.01}
+        return value
+
+
 class FedAvgConfig(_Frozen):
-    """FedAvg (McMahan et al., 2017). Cohort: ``clients_per_round`` or ``fraction`` of online."""
+    """FedAvg (McMahan et al., 2017). Cohort: ``clients_per_round`` or ``fraction`` of online;
+    ``server_optimizer``: an adaptive server step instead of replacing the model."""
 
     kind: Literal["fedavg"]
     clients_per_round: PositiveInt | None = None
     fraction: float | None = Field(default=None, gt=0, le=1)
+    server_optimizer: ServerOptimizerConfig | None = None
 
     @model_validator(mode="after")
     def _at_most_one(self):
         if self.clients_per_round is not None and self.fraction is not None:
             raise ValueError("set at most one of clients_per_round and fraction")
         return self
+
+
+class FedProxConfig(FedAvgConfig):
+    """FedProx (Li et al., MLSys 2020): local objective ``F_k(w) + mu/2 ||w - w_t||^2``;
+    ``mu: 0`` is FedAvg exactly."""
+
+    kind: Literal["fedprox"]  # type: ignore[assignment]
+    mu: float = Field(default=0.01, ge=0, le=1e4)
+
+
+class ScaffoldConfig(FedAvgConfig):
+    """SCAFFOLD (Karimireddy et al., ICML 2020), option II control variates. The global step
+    ``eta_g`` is ``server_optimizer: {kind: sgd, lr: eta_g}`` (default 1); ``weighting``: the
+    paper's plain mean over the cohort (``uniform``) or by examples."""
+
+    kind: Literal["scaffold"]  # type: ignore[assignment]
+    weighting: Literal["uniform", "examples"] = "uniform"
 
 
 class PrunedPersonalizedConfig(_Frozen):
@@ -428,6 +469,8 @@ class CoalitionConfig(_Frozen):
 
 StrategyConfig = Annotated[
     FedAvgConfig
+    | FedProxConfig
+    | ScaffoldConfig
     | PrunedPersonalizedConfig
     | FedAsyncConfig
     | FedBuffConfig

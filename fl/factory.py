@@ -20,6 +20,7 @@ from fl.config import (
     FedAsyncConfig,
     FedBuffConfig,
     FeDLRTConfig,
+    FedProxConfig,
     FemnistData,
     FloralConfig,
     IIDPartition,
@@ -28,6 +29,8 @@ from fl.config import (
     OrthoFLConfig,
     Partition,
     PrunedPersonalizedConfig,
+    ScaffoldConfig,
+    ServerOptimizerConfig,
     StrategyConfig,
     SyntheticData,
     TrainingConfig,
@@ -47,6 +50,7 @@ from fl.datasets import (
     synthetic_fedprox,
 )
 from fl.partition import partition_dirichlet, partition_iid, partition_shards
+from fl.server_optimizers import ServerOptimizer
 from fl.staleness import Staleness
 from fl.state import ModelState
 from fl.strategies.base import Strategy
@@ -55,9 +59,11 @@ from fl.strategies.fedasync import FedAsync
 from fl.strategies.fedavg import FedAvg
 from fl.strategies.fedbuff import FedBuff
 from fl.strategies.fedlrt import FeDLRT
+from fl.strategies.fedprox import FedProx
 from fl.strategies.floral import Floral
 from fl.strategies.orthofl import OrthoFL
 from fl.strategies.pruned_personalized import PrunedPersonalized
+from fl.strategies.scaffold import Scaffold
 from fl.training import LocalWork
 
 RngFor = Callable[[str], np.random.Generator]
@@ -203,6 +209,8 @@ def strategy_class(cfg: StrategyConfig) -> type[Strategy]:
         CoalitionConfig: CoalitionFL,
         FeDLRTConfig: FeDLRT,
         FloralConfig: Floral,
+        FedProxConfig: FedProx,
+        ScaffoldConfig: Scaffold,
     }
     return classes.get(type(cfg), FedAvg)
 
@@ -259,4 +267,17 @@ def make_strategy(
             clients_per_round=cfg.clients_per_round,
             fraction=cfg.fraction,
         )
-    return FedAvg(clients_per_round=cfg.clients_per_round, fraction=cfg.fraction)
+    server = _server_optimizer(cfg.server_optimizer)
+    k, fraction = cfg.clients_per_round, cfg.fraction
+    if isinstance(cfg, FedProxConfig):
+        return FedProx(mu=cfg.mu, server_optimizer=server, clients_per_round=k, fraction=fraction)
+    if isinstance(cfg, ScaffoldConfig):
+        return Scaffold(
+            initial_state=initial_state, num_devices=num_devices, weighting=cfg.weighting,
+            server_optimizer=server, clients_per_round=k, fraction=fraction,
+        )  # fmt: skip
+    return FedAvg(server_optimizer=server, clients_per_round=k, fraction=fraction)
+
+
+def _server_optimizer(cfg: ServerOptimizerConfig | None) -> ServerOptimizer | None:
+    return None if cfg is None else ServerOptimizer(cfg)

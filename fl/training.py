@@ -120,10 +120,12 @@ def _masked_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> t
 
 @dataclass(frozen=True)
 class CohortResult:
-    """Stacked parameters [C, ...] per name, and each client's mean training loss [C]."""
+    """Stacked parameters [C, ...] per name, each client's mean training loss [C] and the mean
+    of its per-sample squared losses [C] (Oort's statistical utility), over its real steps."""
 
     stacked_state: ModelState
     train_loss: torch.Tensor
+    train_loss_sq: torch.Tensor | None = None
 
 
 def train_cohort(
@@ -141,6 +143,7 @@ def train_cohort(
     grad_offsets: ModelState | None = None,
     client_inputs: torch.Tensor | None = None,
     grad_transform: Callable[[str, torch.Tensor, ModelState], torch.Tensor] | None = None,
+    proximal_mu: float = 0.0,
 ) -> CohortResult:
     """Train C clients from the same ``start`` parameters in one batched SGD loop.
 
@@ -169,10 +172,13 @@ def train_cohort(
     grad_transform : ``f(name, grad [C, ...], params)`` applied to every gradient after the
         offsets and before the masks (e.g. preconditioning); ``params`` holds the current
         stacked parameters by name.
+    proximal_mu : FedProx's proximal term: every real step's gradient gets ``mu (w - w_0)``,
+        ``w_0`` the client's starting parameters (0: none, the plain SGD step exactly).
     """
     c, steps, b = plan.index.shape
     plan = plan.to(x.device)
     params = _stacked_params(start, c, stacked_start)
+    anchor = [v.detach().clone() for v in params.values()] if proximal_mu else None
     forward = _cohort_forward(model, c, frozen, client_inputs is not None)
     masks = [
         None if grad_masks is None or k not in grad_masks else grad_masks[k].to(v.dtype)
@@ -182,11 +188,18 @@ def train_cohort(
     leaves = list(params.values())
     step_sizes = None if lr_by_name is None else [-lr_by_name.get(k, lr) for k in params]
     loss_sum = torch.zeros(c, device=x.device)
+    loss_sq_sum = torch.zeros(c, device=x.device)
     active_steps = torch.zeros(c, device=x.device)
     for s in range(steps):
         mask = plan.mask[:, s]
-        per_client = _step_losses(forward, params, x, y, plan, s, client_inputs)
+        per_client, per_client_sq = _step_losses(forward, params, x, y, plan, s, client_inputs)
         grads = torch.autograd.grad(per_client.sum(), leaves)
+        if anchor is not None:  # a fully masked step takes no step, proximal term included
+            on = (mask.sum(dim=1) > 0).float()
+            grads = tuple(
+                g + proximal_mu * (p.detach() - a) * on.reshape(c, *[1] * (g.dim() - 1))
+                for g, p, a in zip(grads, leaves, anchor, strict=True)
+            )
         if grad_offsets is not None:  # a fully masked step takes no step, offset included
             on = (mask.sum(dim=1) > 0).float()
             grads = tuple(
@@ -207,9 +220,11 @@ def train_cohort(
             else:
                 torch._foreach_add_(leaves, torch._foreach_mul(grads, step_sizes))
             loss_sum += per_client.detach() * active
+            loss_sq_sum += per_client_sq * active
             active_steps += active
     stacked = {k: v.detach() for k, v in params.items()}
-    return CohortResult(stacked, loss_sum / active_steps.clamp(min=1.0))
+    count = active_steps.clamp(min=1.0)
+    return CohortResult(stacked, loss_sum / count, loss_sq_sum / count)
 
 
 def cohort_gradients(
@@ -238,7 +253,7 @@ def cohort_gradients(
     loss_sum = torch.zeros(c, device=x.device)
     active_steps = torch.zeros(c, device=x.device)
     for s in range(steps):
-        per_client = _step_losses(forward, params, x, y, plan, s, client_inputs)
+        per_client, _ = _step_losses(forward, params, x, y, plan, s, client_inputs)
         grads = torch.autograd.grad(per_client.sum(), leaves)
         with torch.no_grad():
             torch._foreach_add_(total, grads)
@@ -270,7 +285,8 @@ def _cohort_forward(model: nn.Module, c: int, frozen: ModelState | None, with_in
 
 
 def _step_losses(forward, params, x, y, plan: BatchPlan, s: int, client_inputs):
-    """Each client's masked mean cross-entropy [C] on its mini-batch of step ``s``."""
+    """Each client's masked mean loss [C] on its mini-batch of step ``s``, and the mean of
+    its per-sample squared losses [C] (detached)."""
     c, _, b = plan.index.shape
     idx = plan.index[:, s]
     mask = plan.mask[:, s]
@@ -278,7 +294,8 @@ def _step_losses(forward, params, x, y, plan: BatchPlan, s: int, client_inputs):
     logits = forward(params, x[idx], *extra)  # [C, B, classes]
     target = y[idx].reshape(c * b, *y.shape[1:])
     ce = per_sample_loss(logits.reshape(c * b, -1), target).reshape(c, b)
-    return (ce * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    count = mask.sum(dim=1).clamp(min=1.0)
+    return (ce * mask).sum(dim=1) / count, (ce.detach() ** 2 * mask).sum(dim=1) / count
 
 
 def _vmapped_forward(model: nn.Module, frozen: ModelState | None = None, with_inputs=False):
@@ -318,6 +335,7 @@ def train_cohort_loop(
     lr_by_name: dict[str, float] | None = None,
     grad_offsets: ModelState | None = None,
     client_inputs: torch.Tensor | None = None,
+    proximal_mu: float = 0.0,
 ) -> CohortResult:
     """Same as :func:`train_cohort`, one client at a time with ``torch.optim.SGD`` (one
     parameter group per name, so each can have its own step size)."""
@@ -335,6 +353,7 @@ def train_cohort_loop(
         trained = [k for k in own if k in named]  # parameters (buffers are not trained)
         groups = [{"params": [named[k]], "lr": (lr_by_name or {}).get(k, lr)} for k in trained]
         opt = torch.optim.SGD(groups, lr=lr)
+        anchor = {k: named[k].detach().clone() for k in trained}
         total, count = 0.0, 0
         for s in range(steps):
             mask = plan.mask[i, s]
@@ -350,6 +369,8 @@ def train_cohort_loop(
                     g = named[k].grad
                     if g is None:  # a parameter this step's forward did not use
                         continue
+                    if proximal_mu:
+                        g += proximal_mu * (named[k] - anchor[k])
                     if grad_offsets is not None and k in grad_offsets:
                         g += grad_offsets[k][i]
                     if grad_masks is not None and k in grad_masks:

@@ -133,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(f"note: {note}", markup=False)
     if result.out_dir is not None:
         out.print(f"results: {result.out_dir}")
-    problems = ("diverged", "no_deliveries", "no_devices_online")
+    problems = ("diverged", "no_deliveries", "no_devices_online", "none_selected")
     return EXIT_RUN_PROBLEM if s["status"] in problems else EXIT_OK
 
 
@@ -202,9 +202,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         else:
             said = (
                 f"{row['versions']} versions in {row['virtual_time_s']:.1f} s virtual, "
-                f"accuracy {row['final_accuracy']:.3f}, time to {spec.target_accuracy}: "
+                f"accuracy {row['accuracy']:.3f}, time to {spec.target_accuracy}: "
                 f"{row['time_to_target_s']:.1f} s"
             )
+            if not math.isnan(row["jain_fairness"]):
+                said += f", fairness {row['jain_fairness']:.2f}"
         print(f"  {name} seed {seed}: {said}", flush=True)
 
     table, _, folder = run_comparison(args.file, args.out, on_run=on_run)

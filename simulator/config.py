@@ -16,6 +16,7 @@ from fl.config import (
     StrategyConfig,
     TrainingConfig,
 )
+from fl.selection.config import SelectionConfig
 
 MAX_TIME_S = 1e12  # virtual seconds (~30,000 years): beyond it float time loses milliseconds
 
@@ -73,6 +74,8 @@ class Scenario(BaseModel):
     model: ModelConfig = MLPConfig(kind="mlp")
     training: TrainingConfig = TrainingConfig()
     strategy: StrategyConfig
+    # who the server picks each synchronous round (None: the strategy's own, random)
+    selection: SelectionConfig | None = None
     bits_per_param: int = Field(default=32, gt=0, le=64)
 
     @property

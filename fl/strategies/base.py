@@ -24,7 +24,7 @@ from torch import nn
 from fl.datasets import FederatedData
 from fl.protocol import RoundProtocol, three_leg
 from fl.state import ClientUpdate, Failure, ModelState, state_bits
-from fl.training import LocalWork, plan_batches, train_cohort
+from fl.training import CohortResult, LocalWork, plan_batches, train_cohort
 
 
 class Strategy:
@@ -139,17 +139,7 @@ class Strategy:
         """Train the delivering devices from the global model, all at once (default)."""
         plan = plan_batches([data.client_indices[d] for d in device_ids], work, rngs)
         result = train_cohort(model, global_state, data.train_x, data.train_y, plan, work.lr)
-        losses = result.train_loss.tolist()
-        return [
-            ClientUpdate(
-                device_id=d,
-                base_version=base_version,
-                state={k: v[i] for k, v in result.stacked_state.items()},
-                num_examples=len(data.client_indices[d]),
-                metrics={"train_loss": losses[i]},
-            )
-            for i, d in enumerate(device_ids)
-        ]
+        return updates_of(result, data, device_ids, base_version)
 
     def device_states(self, *, global_state: ModelState, device_ids: list[int]) -> ModelState:
         """The model each device runs, stacked [C, ...] (default: the global model)."""
@@ -184,6 +174,28 @@ class Strategy:
         """Asynchronous mode: the new global state after one arrival, or None to keep the
         current one (no new version). Staleness is :meth:`staleness_of`."""
         raise NotImplementedError
+
+
+def updates_of(
+    result: CohortResult, data: FederatedData, device_ids: list[int], base_version: int
+) -> list[ClientUpdate]:
+    """One update per device from a cohort's training: its slice of the stacked state, its
+    example count and its loss reports (``train_loss``, ``train_loss_sq``: the mean of its
+    per-sample squared losses, which loss-aware selection reads)."""
+    losses = result.train_loss.tolist()
+    squares = (
+        [v * v for v in losses] if result.train_loss_sq is None else result.train_loss_sq.tolist()
+    )
+    return [
+        ClientUpdate(
+            device_id=d,
+            base_version=base_version,
+            state={k: v[i] for k, v in result.stacked_state.items()},
+            num_examples=len(data.client_indices[d]),
+            metrics={"train_loss": losses[i], "train_loss_sq": squares[i]},
+        )
+        for i, d in enumerate(device_ids)
+    ]
 
 
 def stack(states: Sequence[ModelState]) -> ModelState:

@@ -3,7 +3,8 @@ Decentralized Data", AISTATS 2017.
 
 Each round a cohort trains locally from the global model; the server replaces the global model
 with the average of the returned models weighted by local example counts. With no updates
-(every device failed) the global model is kept unchanged.
+(every device failed) the global model is kept unchanged. With a ``server_optimizer`` the
+average is the target of an adaptive server step (fl/server_optimizers.py) instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from fl.server_optimizers import ServerOptimizer
 from fl.state import ModelState
 from fl.strategies.base import Strategy
 
@@ -33,9 +35,16 @@ def weighted_average(states: Sequence[ModelState], weights: Sequence[float]) -> 
 class FedAvg(Strategy):
     modes: ClassVar[frozenset[str]] = frozenset({"sync"})
 
-    def __init__(self, *, clients_per_round: int | None = None, fraction: float | None = None):
+    def __init__(
+        self,
+        *,
+        clients_per_round: int | None = None,
+        fraction: float | None = None,
+        server_optimizer: ServerOptimizer | None = None,
+    ):
         self.clients_per_round = clients_per_round
         self.fraction = fraction
+        self.server_optimizer = server_optimizer
 
     def cohort_size(self, num_available: int) -> int:
         if self.clients_per_round is not None:
@@ -55,4 +64,12 @@ class FedAvg(Strategy):
         useful = sorted((u for u in updates if u.num_examples > 0), key=lambda u: u.device_id)
         if not useful:
             return global_state
-        return weighted_average([u.state for u in useful], [u.num_examples for u in useful])
+        average = weighted_average([u.state for u in useful], [u.num_examples for u in useful])
+        return self.server_step(global_state, average)
+
+    def server_step(self, global_state: ModelState, average: ModelState) -> ModelState:
+        """The new global model from the round's average: the average itself, or the server
+        optimiser's step towards it."""
+        if self.server_optimizer is None:
+            return average
+        return self.server_optimizer.step(global_state, average)

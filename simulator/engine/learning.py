@@ -22,6 +22,7 @@ from simulator.engine.world import World
 class LearningStep:
     new_state: ModelState
     train_loss: float  # mean over delivering devices (nan if none)
+    reports: dict[int, dict]  # each trained device's metrics (losses), by device id
 
 
 def train_and_aggregate(
@@ -58,7 +59,7 @@ def train_and_aggregate(
     new_state = world.strategy.aggregate(
         round_idx=round_idx, global_state=world.global_state, updates=updates, failures=failures
     )
-    return LearningStep(new_state, train_loss)
+    return LearningStep(new_state, train_loss, {u.device_id: u.metrics for u in updates})
 
 
 def evaluate_global(world: World) -> dict:

@@ -32,6 +32,7 @@ from simulator.engine.learning import (
     train_and_aggregate,
 )
 from simulator.engine.recorder import SERVER, Recorder
+from simulator.engine.selection_ledger import SelectionLedger
 from simulator.engine.shared_uplink import SharedUplink
 from simulator.engine.world import World
 
@@ -60,10 +61,12 @@ class RunContext:
     leg_steps: dict = field(default_factory=dict)  # LegStep per (leg name, kind), see StageTable
     device_stats: DeviceStats = field(init=False)
     costs: LegCosts = field(init=False)  # one per run: both servers and mobility share it
+    ledger: SelectionLedger = field(init=False)  # what the server knows of past rounds
 
     def __post_init__(self) -> None:
         self.device_stats = DeviceStats(len(self.online))
         self.costs = LegCosts(self.world)
+        self.ledger = SelectionLedger(len(self.online))
         for d in np.flatnonzero(~self.online).tolist():  # offline from the start
             self.device_stats.went_offline(d, 0.0)
 
@@ -429,15 +432,9 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         world.strategy.begin_round(round_idx=round_idx, reform=reform)
         # 1. select among online devices
         available = all_ids[ctx.online].tolist()
-        cohort = (
-            world.strategy.select(
-                round_idx=round_idx,
-                available_ids=available,
-                rng=world.streams.numpy("select", round_idx),
-            )
-            if available
-            else []
-        )
+        cohort = select_cohort(env, ctx, round_idx, available) if available else []
+        if cohort is None:  # the selection policy chose nobody among online devices
+            return
         if not cohort:
             rec.event(env.now, "no_device_online", SERVER, round_idx)
             if nobody_ever_again(ctx, env.now):
@@ -529,6 +526,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
                                    round_idx)  # fmt: skip
         delivered = members[alive].tolist()
         latency_s = env.now - round_start_s
+        ctx.ledger.delivered(world, delivered, round_idx, account.busy_s)
         # 5. learn (zero virtual time), publish, evaluate
         rho_of = dict(zip(first.device_ids.tolist(), first.rho.tolist(), strict=True))
         before = world.strategy.membership.copy() if groups is not None else None
@@ -558,6 +556,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             kkt_residual=max(first.certificate.values()) if first.certificate else math.nan,
             bits_d2d=int(account.bits["d2d"]),
             mean_distance_m=float(world.population.distance_m.mean()),
+            jain_fairness=ctx.ledger.jain_fairness(),
             **breakdown,
             **world.strategy.round_metrics(),
         )
@@ -571,6 +570,32 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             return
         round_idx += 1
     ctx.status = "completed"
+
+
+def select_cohort(env, ctx: RunContext, round_idx: int, available: list[int]) -> list[int] | None:
+    """The round's cohort among the ``available`` (online) devices: the strategy's own choice,
+    or the scenario's selection policy from what the server knows (one ``selected`` event per
+    device, its score in ``detail``). None, with status ``none_selected``, when the policy
+    chose nobody although devices were online (e.g. an energy budget no device meets)."""
+    world = ctx.world
+    rng = world.streams.numpy("select", round_idx)
+    if world.selection is None:
+        cohort = world.strategy.select(round_idx=round_idx, available_ids=available, rng=rng)
+        ctx.ledger.selected(cohort, round_idx)
+        return cohort
+    view = ctx.ledger.view(world, ctx.costs, round_idx, env.now, available)
+    choice = world.selection.choose(view, rng)
+    if not choice.device_ids:
+        kind = world.selection.cfg.kind
+        ctx.status = "none_selected"
+        ctx.notes.insert(0, f"round {round_idx}: the {kind} selection chose no device among "
+                         f"{len(available)} online at {env.now:g} s")  # fmt: skip
+        return None
+    for dev, score in zip(choice.device_ids, choice.scores, strict=True):
+        detail = "" if math.isnan(score) else f"{score:.6g}"
+        ctx.recorder.event(env.now, "selected", dev, round_idx, detail=detail)
+    ctx.ledger.selected(choice.device_ids, round_idx)
+    return choice.device_ids
 
 
 def _receiver_lost(env, ctx, protocol, upto_stage: int, members, alive, round_idx) -> list:
@@ -644,6 +669,7 @@ def _publish(
             reform=reform,
         )
         world.global_state = step.new_state
+        ctx.ledger.reports(step.reports)
         row["train_loss"] = step.train_loss
         computed = [step.train_loss] if delivered else []
         evaluate_version(ctx, row, ctx.version + 1, computed, f"in round {round_idx}")

@@ -29,6 +29,8 @@ from fl.datasets import FederatedData
 from fl.factory import data_signature, make_data, make_local_work, make_strategy, strategy_class
 from fl.flops import training_flops_per_sample
 from fl.models import build_model
+from fl.selection import SelectionPolicy, make_selection_policy
+from fl.selection.config import LOSS_AWARE
 from fl.state import ModelState
 from fl.strategies.base import Strategy
 from fl.training import LocalWork
@@ -60,6 +62,7 @@ class World:
     d2d: Link | None = None  # device-to-device links (``channel.d2d``), keyed by pair id
     measured_up_bps: np.ndarray | None = None  # FLASH source: each device's measured uplink
     training_device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    selection: SelectionPolicy | None = None  # None: the strategy selects
 
     @property
     def num_devices(self) -> int:
@@ -153,8 +156,38 @@ def preflight(scenario: Scenario, source: str = "scenario") -> Preflight:
     )  # fmt: skip
     strategy.bits_per_param = scenario.bits_per_param
     _check_async_settings(scenario, strategy, source)
+    _check_selection(scenario, strategy, source)
     check_protocol_needs(scenario, strategy, state, source)
     return Preflight(model, input_shape, device)
+
+
+def _check_selection(scenario: Scenario, strategy: Strategy, source: str) -> None:
+    """A ``selection`` section picks synchronous cohorts: not with an asynchronous strategy
+    (it dispatches whoever is free), not with coalitions (their members make the cohort), not
+    together with the strategy's own cohort size, and loss-aware selectors need training."""
+    sel = scenario.selection
+    if sel is None:
+        return
+    kind = scenario.strategy.kind
+    problems = []
+    if "sync" not in strategy.modes:
+        problems.append(Problem("selection", f"no selection section with the asynchronous "
+                                f"strategy {kind!r} (it dispatches devices as they free up)",
+                                f"kind {sel.kind!r}"))  # fmt: skip
+    elif strategy.reform_clock() is not None:
+        why = f"no selection section with strategy {kind!r} (its coalitions make each cohort)"
+        problems.append(Problem("selection", why, f"kind {sel.kind!r}"))
+    for name in ("clients_per_round", "fraction"):
+        value = getattr(scenario.strategy, name, None)
+        if value is not None:
+            why = f"unset when a selection section is given (set selection.{name} instead)"
+            problems.append(Problem(f"strategy.{name}", why, repr(value)))
+    if sel.kind in LOSS_AWARE and scenario.systems_only:
+        problems.append(Problem("selection.kind", "a selector that needs no loss reports "
+                                "(training: none has no losses): random, channel_aware, "
+                                "age_of_update or energy_aware", repr(sel.kind)))  # fmt: skip
+    if problems:
+        raise ScenarioError(source, problems)
 
 
 def _load_rank_schedule(scenario: Scenario, strategy: Strategy, source: str) -> None:
@@ -295,6 +328,7 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         d2d=None if scenario.channel.d2d is None else make_d2d_link(scenario.channel, channel_seed),
         measured_up_bps=measured_up_bps,
         training_device=device,
+        selection=None if scenario.selection is None else make_selection_policy(scenario.selection),
     )
 
 

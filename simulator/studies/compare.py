@@ -15,7 +15,8 @@ A comparison file::
   personalised accuracy after the same number of rounds; reductions against ``reference``.
 - ``accuracy_vs_time``: global test accuracy against virtual time (asynchronous vs
   synchronous strategies): time to ``target_accuracy``, accuracy at each of ``at_times_s``,
-  staleness; speed-up of the time to target against ``reference``.
+  final accuracy, staleness, selection fairness (Jain's index); speed-up of the time to
+  target against ``reference``.
 - ``outcomes``: where each variant ends after the same rounds: final test accuracy,
   personalised accuracy, coalition purity (nan for strategies without coalitions), bits per
   direction (``bits_up`` to the server, ``bits_down``, ``bits_d2d``, totals and per round),
@@ -242,8 +243,10 @@ def _accuracy_row(m: pd.DataFrame, spec: ComparisonFile, summary: dict) -> dict:
         "virtual_time_s": float(m.time_s.iloc[-1]) if len(m) else 0.0,
         "time_to_target_s": time_to_accuracy_s(m, spec.target_accuracy),
         **{f"accuracy_at_{t:g}s": accuracy_at_s(m, t) for t in spec.at_times_s},
-        "final_accuracy": float(evaluated.accuracy.iloc[-1]) if len(evaluated) else math.nan,
+        "accuracy": float(evaluated.accuracy.iloc[-1]) if len(evaluated) else math.nan,
         "mean_staleness": summary.get("mean_staleness", 0.0),
+        # selection fairness: Jain's index over selection counts (synchronous runs)
+        "jain_fairness": _last(m, "jain_fairness"),
     }
 
 
@@ -253,7 +256,15 @@ def _summarise_accuracy(runs: pd.DataFrame, spec: ComparisonFile) -> pd.DataFram
     lower bound, flagged, when the reference never reached the target)."""
     g = runs.groupby("variant", sort=False)
     at_cols = [f"accuracy_at_{t:g}s" for t in spec.at_times_s]
-    table = g[["versions", "virtual_time_s", *at_cols, "final_accuracy", "mean_staleness"]].mean()
+    columns = [
+        "versions",
+        "virtual_time_s",
+        *at_cols,
+        "accuracy",
+        "mean_staleness",
+        "jain_fairness",
+    ]
+    table = g[columns].mean()
     table.insert(0, "seeds", g.seed.count())
     table.insert(1, "reached", g.time_to_target_s.apply(lambda s: f"{s.notna().sum()}/{len(s)}"))
     table.insert(2, "time_to_target_s", g.time_to_target_s.mean())
