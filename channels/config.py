@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def SHADOWING_DB(default: float):  # noqa: N802 (a field factory, named like a constant)
@@ -149,6 +149,35 @@ class D2DConfig(_Frozen):
     band: D2DBandConfig = DedicatedBandConfig(kind="dedicated", bandwidth_hz=1e6)
 
 
+class DigitalAggregationConfig(_Frozen):
+    """Every device's update is sent digitally on its own share of the uplink band (FDMA)."""
+
+    kind: Literal["digital"]
+
+
+class OverTheAirConfig(_Frozen):
+    """Over-the-air computation (AirComp): every participant transmits at once over the whole
+    uplink band and the server receives the sum (channels/aircomp.py).
+
+    Truncated channel inversion: a device transmits when its full-power receive SNR over the
+    band is at least ``snr_threshold_db``; the others are left out of the round (reason
+    ``below_threshold``). ``misalignment``: each device inverts a channel estimate with relative
+    error ``estimation_error`` (standard deviation). ``entries_per_symbol``: model entries per
+    complex channel use (2: real and imaginary parts)."""
+
+    kind: Literal["over_the_air"]
+    power_control: Literal["truncated_inversion"] = "truncated_inversion"
+    snr_threshold_db: float = Field(default=0.0, ge=-100, le=100)
+    misalignment: bool = False
+    estimation_error: float = Field(default=0.1, ge=0, le=10)
+    entries_per_symbol: Literal[1, 2] = 2
+
+
+AggregationConfig = Annotated[
+    DigitalAggregationConfig | OverTheAirConfig, Field(discriminator="kind")
+]
+
+
 class ChannelConfig(_Frozen):
     pathloss: PathLossConfig = Macro3GPPConfig(kind="macro_3gpp")
     fading: FadingConfig = RayleighConfig(kind="rayleigh")
@@ -161,6 +190,7 @@ class ChannelConfig(_Frozen):
     d2d: D2DConfig | None = Field(
         default=None, description="device-to-device links (strategies that relay between devices)"
     )
+    aggregation: AggregationConfig = DigitalAggregationConfig(kind="digital")
 
     @property
     def uplink_data_bandwidth_hz(self) -> float:
@@ -178,3 +208,40 @@ class ChannelConfig(_Frozen):
         if isinstance(band, DedicatedBandConfig):
             return band.bandwidth_hz
         return self.uplink_bandwidth_hz * band.fraction
+
+
+class CellsConfig(_Frozen):
+    """Several base stations, each an edge server with its own band (channels/cells.py).
+
+    ``layout: hex`` places ``count`` sites on a hexagonal grid of inter-site distance
+    ``isd_m`` (centre first, then ring by ring); ``explicit`` takes ``positions_m``. A device
+    is served by the cell it receives strongest. ``reuse: 1``: every cell uses the whole
+    uplink and downlink bands, and co-channel cells interfere (a fluid average, see the
+    module); ``reuse: 3``: each cell gets a third of each band and no interference. The
+    backhaul from each edge to the cloud runs at ``backhaul_bps`` after ``backhaul_latency_s``.
+    ``handover``: a device that changes cell during a round fails it (``fail``, reason
+    ``handover``) or finishes it with its old cell (``finish_old``).
+    """
+
+    count: int = Field(default=1, gt=0, le=1000)
+    layout: Literal["hex", "explicit"] = "hex"
+    isd_m: float = Field(default=500.0, gt=0, le=1e6)
+    positions_m: list[tuple[float, float]] | None = Field(default=None, max_length=1000)
+    backhaul_bps: float = Field(default=1e8, ge=1.0, le=1e13)
+    backhaul_latency_s: float = Field(default=0.0, ge=0, le=1e6)
+    reuse: Literal[1, 3] = 1
+    handover: Literal["fail", "finish_old"] = "fail"
+
+    @model_validator(mode="after")
+    def _positions_match(self):
+        if self.layout == "explicit":
+            if self.positions_m is None or len(self.positions_m) != self.count:
+                got = "none" if self.positions_m is None else f"{len(self.positions_m)}"
+                raise ValueError(f"layout explicit needs positions_m with count ({self.count}) "
+                                 f"[x, y] pairs, got {got}")  # fmt: skip
+            for x, y in self.positions_m:
+                if abs(x) > 1e7 or abs(y) > 1e7:
+                    raise ValueError("positions_m must lie within 10,000 km of the origin")
+        elif self.positions_m is not None:
+            raise ValueError("positions_m is only read with layout: explicit")
+        return self

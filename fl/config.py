@@ -273,6 +273,16 @@ class FedProxConfig(FedAvgConfig):
     mu: float = Field(default=0.01, ge=0, le=1e4)
 
 
+class HierFAVGConfig(_Frozen):
+    """HierFAVG (Liu et al., ICC 2020): edge aggregation in every cell each round, cloud
+    aggregation over the backhaul every ``edge_rounds`` rounds (needs a ``cells`` section)."""
+
+    kind: Literal["hierfavg"]
+    edge_rounds: int = Field(default=5, gt=0, le=1_000_000)
+    clients_per_round: PositiveInt | None = None
+    fraction: float | None = Field(default=None, gt=0, le=1)
+
+
 class ScaffoldConfig(FedAvgConfig):
     """SCAFFOLD (Karimireddy et al., ICML 2020), option II control variates. The global step
     ``eta_g`` is ``server_optimizer: {kind: sgd, lr: eta_g}`` (default 1); ``weighting``: the
@@ -471,6 +481,7 @@ StrategyConfig = Annotated[
     FedAvgConfig
     | FedProxConfig
     | ScaffoldConfig
+    | HierFAVGConfig
     | PrunedPersonalizedConfig
     | FedAsyncConfig
     | FedBuffConfig

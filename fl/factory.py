@@ -23,6 +23,7 @@ from fl.config import (
     FedProxConfig,
     FemnistData,
     FloralConfig,
+    HierFAVGConfig,
     IIDPartition,
     MnistData,
     NaturalPartition,
@@ -61,6 +62,7 @@ from fl.strategies.fedbuff import FedBuff
 from fl.strategies.fedlrt import FeDLRT
 from fl.strategies.fedprox import FedProx
 from fl.strategies.floral import Floral
+from fl.strategies.hierfavg import HierFAVG
 from fl.strategies.orthofl import OrthoFL
 from fl.strategies.pruned_personalized import PrunedPersonalized
 from fl.strategies.scaffold import Scaffold
@@ -211,6 +213,7 @@ def strategy_class(cfg: StrategyConfig) -> type[Strategy]:
         FloralConfig: Floral,
         FedProxConfig: FedProx,
         ScaffoldConfig: Scaffold,
+        HierFAVGConfig: HierFAVG,
     }
     return classes.get(type(cfg), FedAvg)
 
@@ -246,6 +249,11 @@ def make_strategy(
         )
     if isinstance(cfg, FloralConfig):
         return Floral(cfg, model=model, num_devices=num_devices)
+    if isinstance(cfg, HierFAVGConfig):
+        return HierFAVG(
+            initial_state=initial_state, edge_rounds=cfg.edge_rounds,
+            clients_per_round=cfg.clients_per_round, fraction=cfg.fraction,
+        )  # fmt: skip
     if isinstance(cfg, FeDLRTConfig):
         assert scenario is not None and scenario.model.low_rank is not None  # build_model checked
         return FeDLRT(

@@ -22,8 +22,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-LegKind = Literal["downlink", "compute", "uplink", "d2d"]
-LEG_KINDS: tuple[str, ...] = ("downlink", "compute", "uplink", "d2d")
+LegKind = Literal["downlink", "compute", "uplink", "d2d", "backhaul"]
+LEG_KINDS: tuple[str, ...] = ("downlink", "compute", "uplink", "d2d", "backhaul")
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,10 @@ class Leg:
     ----------
     name : str
         Names the leg in events and per-leg metric columns (``leg_<name>_s``).
-    kind : "downlink" | "compute" | "uplink" | "d2d"
+    kind : "downlink" | "compute" | "uplink" | "d2d" | "backhaul"
     bits : float or array [n_cohort]
-        Transfers: bits each participant sends (uplink, d2d) or receives (downlink).
+        Transfers: bits each participant sends (uplink, d2d) or receives (downlink); backhaul:
+        bits each participant adds to its cell's edge <-> cloud transfer.
     cycle_share : float or array [n_cohort]
         Compute: cycles as a fraction of one full local-training job of the device
         (``cycles_per_sample * samples``). Use :meth:`fl.strategies.base.Strategy.flops_share`
@@ -55,6 +56,9 @@ class Leg:
     receiver_lost : str
         d2d: the failure reason of a sender whose receiver is gone (offline, failed, not in
         the round) before the round ends: what it sent never reaches the server.
+    cell_bits : float
+        backhaul (multi-cell networks): bits every cell's edge moves once, whatever its
+        members (e.g. one edge model). A participant waits for its cell's whole transfer.
     """
 
     name: str
@@ -66,6 +70,7 @@ class Leg:
     participants: NDArray[np.bool_] | None = None
     receivers: NDArray[np.int64] | None = None
     receiver_lost: str = "receiver_failed"
+    cell_bits: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in LEG_KINDS:
@@ -147,6 +152,25 @@ def three_leg(bits_down: ArrayLike, bits_up: ArrayLike) -> RoundProtocol:
         Leg("model_down", "downlink", bits=bits_down),
         Leg("train", "compute"),
         Leg("model_up", "uplink", bits=bits_up),
+    )
+
+
+def relayed_over_backhaul(protocol: RoundProtocol, n: int) -> RoundProtocol:
+    """A flat strategy's round in a multi-cell network: each edge first fetches the model from
+    the cloud (``cloud_to_edge``, once per cell: the largest downlink of the first stage), and
+    at the end relays every member's uploads to the cloud (``edge_to_cloud``: each member's
+    uplink bits). ``n``: cohort size. Both legs are backhaul legs."""
+    down = max((float(np.max(per_member(leg.bits, n))) for leg in protocol.stages[0]
+                if leg.kind == "downlink"), default=0.0)  # fmt: skip
+    up = np.zeros(n)
+    for leg in protocol.legs:
+        if leg.kind == "uplink":
+            up += per_member(leg.bits, n) + leg.prunable_bits
+    stages = [list(stage) for stage in protocol.stages]
+    stages[0].insert(0, Leg("cloud_to_edge", "backhaul", cell_bits=down))
+    stages[-1].append(Leg("edge_to_cloud", "backhaul", bits=up if n else 0.0))
+    return RoundProtocol(
+        tuple(tuple(stage) for stage in stages), protocol.barriers, protocol.fixed_rho
     )
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from channels.config import ChannelConfig
+from channels.config import CellsConfig, ChannelConfig
 from devices.config import DevicesConfig
 from fl.config import (
     DataConfig,
@@ -74,6 +74,8 @@ class Scenario(BaseModel):
     model: ModelConfig = MLPConfig(kind="mlp")
     training: TrainingConfig = TrainingConfig()
     strategy: StrategyConfig
+    # base stations as edge servers (None: one server at the origin, no edges)
+    cells: CellsConfig | None = None
     # who the server picks each synchronous round (None: the strategy's own, random)
     selection: SelectionConfig | None = None
     bits_per_param: int = Field(default=32, gt=0, le=64)

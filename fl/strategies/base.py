@@ -37,6 +37,9 @@ class Strategy:
     # reads it after every re-forming)
     membership: np.ndarray = np.zeros(0, dtype=np.int64)
     uses_d2d: bool = False  # its protocols have device-to-device legs (needs channel.d2d)
+    # it aggregates at each cell's edge and declares its own backhaul legs (needs cells); other
+    # strategies in a multi-cell network have the edges relay every update to the cloud
+    edge_aggregation: bool = False
     bits_per_param: int = 32
     # set by the simulator: counts the model's training FLOPs per sample (forward + backward)
     count_model_flops: Callable[[], float] | None = None
@@ -112,6 +115,10 @@ class Strategy:
     def begin_round(self, *, round_idx: int, reform: bool) -> None:
         """Called by the simulator before a round's protocol; ``reform``: the round ends in a
         re-forming. Default: nothing."""
+
+    def assign_cells(self, cell_of: np.ndarray) -> None:
+        """Multi-cell networks: each device's serving cell [N] at the start of the round
+        (called before :meth:`round_protocol`). Default: nothing."""
 
     def reform(self, *, round_idx: int, updates: list[ClientUpdate], num_devices: int) -> None:
         """Re-form the groups (``membership``) from a re-forming round's updates (empty in

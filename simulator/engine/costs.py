@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from channels.aircomp import AirCompRound, plan_aircomp
 from channels.allocation import Allocation
+from channels.cells import associate, interference_psd_w_per_hz
 from channels.d2d import pair_distance_m, pair_ids
 from channels.joint_pruning import JointPruningAllocator
 from channels.link import shannon_rate_bps
@@ -36,7 +38,9 @@ from channels.units import dbm_to_w
 from fl.protocol import Leg, RoundProtocol, per_member
 from simulator.engine.world import World
 
-ALLOCATION_OK = ("optimal", "heuristic", "no_pruning_needed", "equal_slots", "no_uplink")
+ALLOCATION_OK = (
+    "optimal", "heuristic", "no_pruning_needed", "equal_slots", "no_uplink", "over_the_air",
+)  # fmt: skip
 
 
 def transfer_s(bits, rate_bps: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -70,6 +74,8 @@ class StagePlan:
     solve_time_s: float = 0.0
     t_max_s: float = math.nan
     certificate: dict = field(default_factory=dict)
+    drop_reason: str = "infeasible"  # the failure reason of ``dropped`` devices
+    aircomp: AirCompRound | None = None  # an over-the-air uplink leg's transmitting set
 
     @property
     def total_s(self) -> NDArray[np.float64]:
@@ -84,22 +90,101 @@ class LegCosts:
     def __init__(self, world: World):
         ch, pop = world.scenario.channel, world.population
         self.world = world
+        self.cells = world.cells  # None: one server at the origin
+        share = 1.0 if self.cells is None else self.cells.band_share
+        self.cell_of = np.zeros(world.num_devices, dtype=np.int64)
         self.refresh_positions()
         self.server_w = float(dbm_to_w(ch.server_tx_power_dbm))
         self.device_w = dbm_to_w(pop.tx_power_dbm)
         samples = world.work.samples_processed(world.num_examples)
         self.full_job_s = pop.cycles_per_sample * samples / pop.cpu_hz
         self.broadcast = ch.downlink.mode == "broadcast"
-        self.dl_band_hz = ch.downlink_bandwidth_hz
-        self.ul_band_hz = ch.uplink_data_bandwidth_hz
+        self.dl_band_hz = ch.downlink_bandwidth_hz * share  # a cell's band (all of it: one)
+        self.ul_band_hz = ch.uplink_data_bandwidth_hz * share
         self.d2d_band_hz = ch.d2d_bandwidth_hz
 
-    def refresh_positions(self) -> None:
-        """Path loss and shadowing at the devices' current positions (after they moved)."""
+    def refresh_positions(self) -> NDArray[np.int64]:
+        """Path loss and shadowing at the devices' current positions (after they moved); with
+        cells, the serving cell too. Returns the devices whose serving cell changed."""
         world, every = self.world, np.arange(self.world.num_devices)
-        distance = world.population.distance_m
-        self.static_dl = world.downlink.static_gain(link_ids=every, distance_m=distance)
-        self.static_ul = world.uplink.static_gain(link_ids=every, distance_m=distance)
+        if self.cells is None:
+            distance = world.population.distance_m
+            self.static_dl = world.downlink.static_gain(link_ids=every, distance_m=distance)
+            self.static_ul = world.uplink.static_gain(link_ids=every, distance_m=distance)
+            return np.zeros(0, dtype=np.int64)
+        d = self.cells.distances_m(world.population.position_m)  # [N, C]
+        sites = range(self.cells.count)
+        # [N, C] mean gains to every site: interference and association
+        self.site_gain_ul = np.column_stack(
+            [world.uplink.static_gain(link_ids=every, distance_m=d[:, c]) for c in sites]
+        )
+        self.site_gain_dl = np.column_stack(
+            [world.downlink.static_gain(link_ids=every, distance_m=d[:, c]) for c in sites]
+        )
+        before = self.cell_of
+        self.cell_of = associate(-10.0 * np.log10(self.site_gain_ul))
+        self.static_ul = self.site_gain_ul[every, self.cell_of]
+        self.static_dl = self.site_gain_dl[every, self.cell_of]
+        return np.flatnonzero(before != self.cell_of)
+
+    def uplink_noise_factor(self, ids) -> NDArray[np.float64]:
+        """``N0 / (N0 + I0)`` at each transmitter's serving site [n], for the transmitters
+        ``ids`` of one leg (1 without cells); multiplies the SNR per Hz into an SINR per Hz."""
+        if self.cells is None:
+            return np.ones(len(ids))
+        n0 = self.world.uplink.noise_psd_w_per_hz
+        psd = interference_psd_w_per_hz(
+            rx_gain=self.site_gain_ul[ids], tx_power_w=self.device_w[ids],
+            tx_cell=self.cell_of[ids], band_hz=self.ul_band_hz, reuse=self.cells.reuse,
+        )  # fmt: skip
+        return n0 / (n0 + psd[self.cell_of[ids]])
+
+    def downlink_noise_factor(self, ids) -> NDArray[np.float64]:
+        """``N0 / (N0 + I0)`` at each receiver [n]: the other sites with receivers in this leg
+        transmit at the server power (reuse 1)."""
+        assert self.cells is not None
+        if self.cells.reuse != 1:
+            return np.ones(len(ids))
+        n0 = self.world.downlink.noise_psd_w_per_hz
+        cell = self.cell_of[ids]
+        active = np.bincount(cell, minlength=self.cells.count) > 0
+        gains = self.site_gain_dl[ids]
+        other = gains[:, active].sum(axis=1) - gains[np.arange(len(ids)), cell]
+        return n0 / (n0 + self.server_w * other / self.dl_band_hz)
+
+    def cell_downlink_s(self, ids, bits, t_s: float) -> tuple[NDArray, NDArray]:
+        """Downlink durations [n] s and bands [n] Hz with cells: each site serves its own
+        receivers on its band (unicast: an equal sub-band and power share each; broadcast:
+        the whole band at its weakest receiver's rate), under the other sites' interference."""
+        link, cell = self.world.downlink, self.cell_of[ids]
+        counts = np.bincount(cell, minlength=self.cells.count)  # type: ignore[union-attr]
+        factor = self.downlink_noise_factor(ids)
+        if self.broadcast:
+            gamma = factor * link.gamma_from_static_hz(
+                static_gain=self.static_dl[ids], link_ids=ids, tx_power_w=self.server_w, t_s=t_s
+            )
+            weakest = np.full(counts.size, np.inf)
+            np.minimum.at(weakest, cell, gamma)
+            band = np.full(len(ids), self.dl_band_hz)
+            return transfer_s(bits, shannon_rate_bps(band, weakest[cell])), band
+        slots = counts[cell].astype(np.float64)
+        gamma = factor * link.gamma_from_static_hz(
+            static_gain=self.static_dl[ids], link_ids=ids, tx_power_w=self.server_w / slots,
+            t_s=t_s,
+        )  # fmt: skip
+        band = self.dl_band_hz / slots
+        return transfer_s(bits, shannon_rate_bps(band, gamma)), band
+
+    def backhaul_s(self, ids, bits, cell_bits) -> tuple[NDArray, NDArray]:
+        """A backhaul leg: durations [n] s (each cell's edge moves ``cell_bits`` plus its
+        members' ``bits`` over its own backhaul; every member waits for its cell's transfer)
+        and the bits counted per member [n] (its own plus its share of ``cell_bits``)."""
+        assert self.cells is not None
+        cell = self.cell_of[ids]
+        per_member = np.broadcast_to(np.asarray(bits, dtype=np.float64), (len(ids),))
+        members = np.bincount(cell, minlength=self.cells.count)
+        load = np.bincount(cell, weights=per_member, minlength=self.cells.count) + cell_bits
+        return self.cells.backhaul_s(load)[cell], per_member + cell_bits / members[cell]
 
     # --- one leg kind each -------------------------------------------------------------------
     def downlink_s(self, ids, bits, t_s: float, slots: int) -> tuple[NDArray, float]:
@@ -192,6 +277,8 @@ def plan_stage(
     gamma_ul = np.zeros(n)
     status, predicted, solve_s = "no_uplink", math.nan, 0.0
     extra: dict = {}
+    aggregation = world.scenario.channel.aggregation
+    aircomp = None
     elapsed_fixed = np.zeros(n)  # time until the current leg, excluding the prunable compute
     elapsed_prunable = np.zeros(n)  # prunable compute so far, at x = 1
     first_uplink = True
@@ -209,16 +296,39 @@ def plan_stage(
             elapsed_prunable[at] += prunable[j, at]
             continue
         leg_bits = _leg_values(leg.bits, m, alive, sel)
-        if leg.kind == "downlink":
+        if leg.kind == "backhaul":  # edge <-> cloud: no radio band
+            d, leg_bits = costs.backhaul_s(part, leg_bits, leg.cell_bits)
+            band = math.nan
+        elif leg.kind == "downlink" and costs.cells is not None:
+            d, cell_band = costs.cell_downlink_s(part, leg_bits, now_s)
+            band = cell_band  # type: ignore[assignment]  # a band per receiver
+        elif leg.kind == "downlink":
             d, band = costs.downlink_s(part, leg_bits, now_s, slots or part.size)
         elif leg.kind == "d2d":
             assert leg.receivers is not None
             receivers = np.asarray(leg.receivers, dtype=np.int64)[alive][sel]
             d, band = costs.d2d_s(part, receivers, leg_bits, now_s)
-        else:  # uplink
+        elif aggregation.kind == "over_the_air":  # everyone at once on the whole band
             gamma = costs.uplink_gamma_hz(part, now_s)
             gamma_ul[at] = gamma
-            alloc_status, d, band_k, leg_bits, rho_k, drop, more = _uplink(
+            entries = np.max(np.broadcast_to(leg_bits, part.shape)) / world.strategy.bits_per_param
+            aircomp = plan_aircomp(
+                gamma_hz=gamma, tx_power_w=costs.device_w[part],
+                noise_psd_w_per_hz=world.uplink.noise_psd_w_per_hz, band_hz=costs.ul_band_hz,
+                entries=float(entries), entries_per_symbol=aggregation.entries_per_symbol,
+                snr_threshold_db=aggregation.snr_threshold_db,
+            )  # fmt: skip
+            d = np.where(aircomp.transmitting, aircomp.duration_s, np.inf)
+            dropped[at] |= ~aircomp.transmitting
+            band = costs.ul_band_hz
+            status, predicted = "over_the_air", aircomp.duration_s
+        else:  # uplink
+            gamma = costs.uplink_gamma_hz(part, now_s)
+            if costs.cells is not None:  # SINR per Hz under the other cells' transmitters
+                gamma = gamma * costs.uplink_noise_factor(part)
+            gamma_ul[at] = gamma
+            uplink = _uplink if costs.cells is None else _uplink_per_cell
+            alloc_status, d, band_k, leg_bits, rho_k, drop, more = uplink(
                 world,
                 costs,
                 leg,
@@ -270,6 +380,8 @@ def plan_stage(
         allocation_status=status,
         predicted_latency_s=predicted,
         solve_time_s=solve_s,
+        drop_reason="below_threshold" if aircomp is not None else "infeasible",
+        aircomp=aircomp,
         **extra,
     )
 
@@ -331,6 +443,33 @@ def _leg_values(value, m: int, alive, sel):
     if np.ndim(value) == 0:
         return float(value)
     return per_member(value, m)[alive][sel]
+
+
+def _uplink_per_cell(world, costs, leg, ids, bits, gamma, fixed_s, prunable_s, rho, slots):
+    """:func:`_uplink` once per cell, each on its own band; the results in ``ids`` order.
+    The round's status is the first cell's that is not OK (else the first's), its predicted
+    latency the slowest cell's."""
+    n = ids.size
+    cell = costs.cell_of[ids]
+    d, band, out_bits = np.zeros(n), np.zeros(n), np.zeros(n)
+    out_rho, dropped = np.zeros(n), np.zeros(n, dtype=bool)
+    status, more, worst = "", {"latency_s": -math.inf, "solve_time_s": 0.0}, -math.inf
+    bits = np.broadcast_to(np.asarray(bits, dtype=np.float64), (n,))
+    for c in np.unique(cell).tolist():
+        at = cell == c
+        got = _uplink(
+            world, costs, leg, ids[at], bits[at], gamma[at], fixed_s[at], prunable_s[at],
+            None if rho is None else rho[at], slots,
+        )  # fmt: skip
+        c_status, d[at], band[at], out_bits[at], out_rho[at], dropped[at], c_more = got
+        if not status or (c_status not in ALLOCATION_OK and status in ALLOCATION_OK):
+            status = c_status
+        solve_s = more["solve_time_s"] + c_more.pop("solve_time_s")
+        latency = c_more["latency_s"]
+        if not latency <= worst:  # the slowest cell's extras (nan counts as slowest)
+            worst, more = latency, c_more
+        more["solve_time_s"] = solve_s
+    return status, d, band, out_bits, out_rho, dropped, more
 
 
 def _uplink(world, costs, leg, ids, bits, gamma, fixed_s, prunable_s, rho, slots):

@@ -8,6 +8,7 @@ call because they start from the same global model.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,9 +35,11 @@ def train_and_aggregate(
     rho: np.ndarray,
     failures: list[Failure],
     reform: bool = False,
+    transform: Callable[[list[ClientUpdate], ModelState], list[ClientUpdate]] | None = None,
 ) -> LearningStep:
     """Train the delivering devices (the strategy says how) and aggregate them; in a
-    re-forming round the strategy first re-forms its groups from the fresh updates."""
+    re-forming round the strategy first re-forms its groups from the fresh updates.
+    ``transform``: what the channel does to the updates on their way (an over-the-air sum)."""
     data = world.data
     assert data is not None, "training needs data; systems-only runs never call this"
     updates: list[ClientUpdate] = []
@@ -56,6 +59,8 @@ def train_and_aggregate(
         train_loss = float(np.mean([u.metrics["train_loss"] for u in updates]))
     if reform:
         world.strategy.reform(round_idx=round_idx, updates=updates, num_devices=world.num_devices)
+    if transform is not None:
+        updates = transform(updates, world.global_state)
     new_state = world.strategy.aggregate(
         round_idx=round_idx, global_state=world.global_state, updates=updates, failures=failures
     )

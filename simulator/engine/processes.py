@@ -17,9 +17,12 @@ from typing import cast
 import numpy as np
 import simpy
 
+from channels.aircomp import AirCompRound
+from channels.config import OverTheAirConfig
 from channels.units import dbm_to_w
 from devices.timing import compute_energy_j
-from fl.protocol import LEG_KINDS, Leg
+from fl.aircomp import over_the_air
+from fl.protocol import LEG_KINDS, Leg, relayed_over_backhaul
 from fl.state import Failure
 from simulator.engine import coalition_events
 from simulator.engine.costs import ALLOCATION_OK, LegCosts, StagePlan, plan_stage
@@ -62,11 +65,16 @@ class RunContext:
     device_stats: DeviceStats = field(init=False)
     costs: LegCosts = field(init=False)  # one per run: both servers and mobility share it
     ledger: SelectionLedger = field(init=False)  # what the server knows of past rounds
+    handovers_since_row: int = 0  # multi-cell: serving-cell changes since the last metrics row
+    previous_cell: np.ndarray = field(init=False)  # multi-cell: serving cells before a move
+    aircomp: AirCompRound | None = None  # this round's over-the-air uplink, if any
+    aircomp_mse: tuple[float, float] = (math.nan, math.nan)  # (measured, formula) this round
 
     def __post_init__(self) -> None:
         self.device_stats = DeviceStats(len(self.online))
         self.costs = LegCosts(self.world)
         self.ledger = SelectionLedger(len(self.online))
+        self.previous_cell = self.costs.cell_of.copy()
         for d in np.flatnonzero(~self.online).tolist():  # offline from the start
             self.device_stats.went_offline(d, 0.0)
 
@@ -191,6 +199,7 @@ DONE_EVENT = {
     "downlink": "downlink_done",
     "compute": "compute_done",
     "d2d": "d2d_done",
+    "backhaul": "backhaul_done",
 }
 
 
@@ -247,9 +256,28 @@ def device_mobility(env: simpy.Environment, ctx: RunContext, model, step_s: floa
         yield env.timeout((math.floor(env.now / step_s + 1e-9) + 1) * step_s - env.now)
         moved = model.advance(world.population.position_m.copy(), env.now - last_s)
         world.population = replace(world.population, position_m=moved)
-        ctx.costs.refresh_positions()
+        handed = ctx.costs.refresh_positions()
+        if handed.size:
+            handovers(env, ctx, handed)
         mean_m = float(world.population.distance_m.mean())
         ctx.recorder.event(env.now, "positions", SERVER, duration_s=mean_m, detail="mean distance")
+
+
+def handovers(env: simpy.Environment, ctx: RunContext, devices: np.ndarray) -> None:
+    """Devices whose serving cell just changed: one ``handover`` event each (detail ``old ->
+    new``); with ``cells.handover: fail`` a device in the middle of a round's job fails it
+    (reason ``handover``), with ``finish_old`` it finishes with its old cell."""
+    cells = ctx.costs.cells
+    assert cells is not None
+    new = ctx.costs.cell_of
+    for dev in devices.tolist():
+        old = ctx.previous_cell[dev]
+        ctx.recorder.event(env.now, "handover", dev, detail=f"{old} -> {new[dev]}")
+        proc = ctx.running.get(dev)
+        if cells.handover == "fail" and proc is not None and proc.is_alive:
+            proc.interrupt("handover")
+    ctx.previous_cell = new.copy()
+    ctx.handovers_since_row += int(devices.size)
 
 
 def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int, rng):
@@ -445,7 +473,13 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         if reform:
             ctx.reform_due = False
         members = np.asarray(cohort, dtype=np.int64)
+        cells = ctx.costs.cells
+        if cells is not None:  # the serving cells at the round's start
+            cell_at_start = ctx.costs.cell_of.copy()
+            world.strategy.assign_cells(cell_at_start)
         protocol = world.strategy.round_protocol(global_state=world.global_state, cohort=members)
+        if cells is not None and not world.strategy.edge_aggregation:
+            protocol = relayed_over_backhaul(protocol, members.size)
         last_active_stage = _last_active_stage(protocol, members.size)
         alive = np.ones(members.size, dtype=bool)
         failures: list[Failure] = []
@@ -483,6 +517,8 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
                     detail=status,
                 )
             ctx.allocation_wall_s += plan.solve_time_s  # wall clock: summary only, never metrics
+            if plan.aircomp is not None:  # the round's over-the-air sum: applied at aggregation
+                ctx.aircomp = plan.aircomp
             if status not in ALLOCATION_OK:
                 ctx.notes.append(f"round {round_idx}: allocation {status}")
             # 3. one job per device; devices no bandwidth can serve fail at once
@@ -491,7 +527,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             slot = np.flatnonzero(alive)
             for i in np.flatnonzero(~reachable).tolist():
                 dev = int(plan.device_ids[i])
-                reason = "infeasible" if plan.dropped[i] else "unreachable"
+                reason = plan.drop_reason if plan.dropped[i] else "unreachable"
                 rec.event(env.now, "failure", dev, round_idx, detail=reason)
                 failures.append(Failure(dev, reason, env.now))
                 alive[slot[i]] = False
@@ -560,6 +596,10 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             **breakdown,
             **world.strategy.round_metrics(),
         )
+        if cells is not None:
+            row.update(cell_columns(ctx, members, cell_at_start, first, account))
+        if world.scenario.channel.aggregation.kind == "over_the_air":
+            row.update(aircomp_columns(ctx, len(delivered)))
         if before is not None:
             coalition_events.after_round(ctx, round_idx, before, reform, row)
         rec.event(env.now, "publish", SERVER, round_idx, latency_s, detail=f"version {ctx.version}")
@@ -570,6 +610,52 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             return
         round_idx += 1
     ctx.status = "completed"
+
+
+def aircomp_columns(ctx: RunContext, delivered: int) -> dict:
+    """Over-the-air rounds: the aggregate's per-entry MSE (measured on the normalised updates;
+    nan without training), its formula for the devices that delivered, and how many devices
+    the power control left out."""
+    air = ctx.aircomp
+    row = {
+        "aircomp_mse": ctx.aircomp_mse[0],
+        "aircomp_mse_formula": ctx.aircomp_mse[1],
+        "aircomp_excluded": 0 if air is None else air.excluded,
+    }
+    if air is not None and math.isnan(row["aircomp_mse_formula"]):  # systems-only
+        row["aircomp_mse_formula"] = air.mse(delivered)
+    ctx.aircomp, ctx.aircomp_mse = None, (math.nan, math.nan)
+    return row
+
+
+def cell_columns(ctx: RunContext, members, cell_of, first: StagePlan, account) -> dict:
+    """Multi-cell metrics of a round: cohort members per cell at its start (``cell<c>_load``),
+    handovers since the last row, the uplink SINR (dB) of the first stage's uplink legs at
+    the band each device got (p10 / p50 / p90), backhaul time on the critical path and bits."""
+    cells = ctx.costs.cells
+    assert cells is not None
+    load = np.bincount(cell_of[members], minlength=cells.count)
+    sinr = []
+    for j, leg in enumerate(first.legs):
+        if leg.kind == "uplink":
+            on = first.active[j] & (first.bandwidth_hz[j] > 0)
+            sinr.append(first.gamma_ul_hz[on] / first.bandwidth_hz[j][on])
+    sinr_db = 10.0 * np.log10(np.concatenate(sinr)) if sinr else np.zeros(0)
+    sinr_db = sinr_db[np.isfinite(sinr_db)]
+    p10, p50, p90 = np.percentile(sinr_db, [10, 50, 90]) if sinr_db.size else [math.nan] * 3
+    crit = np.array(account.critical_s)
+    kinds = np.array(account.leg_kinds)
+    row: dict[str, float] = {f"cell{c}_load": int(v) for c, v in enumerate(load.tolist())}
+    row.update(
+        handovers=ctx.handovers_since_row,
+        sinr_db_p10=float(p10),
+        sinr_db_p50=float(p50),
+        sinr_db_p90=float(p90),
+        backhaul_s=float(crit[kinds == "backhaul"].sum()) if crit.size else 0.0,
+        bits_backhaul=int(account.bits["backhaul"]),
+    )
+    ctx.handovers_since_row = 0
+    return row
 
 
 def select_cohort(env, ctx: RunContext, round_idx: int, available: list[int]) -> list[int] | None:
@@ -639,6 +725,25 @@ def _count_bits(account: RoundAccount, plan: StagePlan, done: StageOutcomes) -> 
         account.bits[leg.kind] += float(plan.bits[j, rows][completed].sum())
 
 
+def _over_the_air(ctx: RunContext, round_idx: int):
+    """The updates as one over-the-air sum delivers them (fl/aircomp.py); records the MSE."""
+    air = ctx.aircomp
+    assert air is not None
+    cfg = ctx.world.scenario.channel.aggregation
+    assert isinstance(cfg, OverTheAirConfig)
+    error = cfg.estimation_error if cfg.misalignment else None
+
+    def transform(updates, global_state):
+        done = over_the_air(
+            updates, global_state, rho0_w=air.rho0_w, noise_w=air.noise_w,
+            estimation_error=error, generator=ctx.world.streams.torch("aircomp", round_idx),
+        )  # fmt: skip
+        ctx.aircomp_mse = (done.mse, done.mse_formula)
+        return done.updates
+
+    return transform
+
+
 def _publish(
     ctx: RunContext,
     round_idx: int,
@@ -667,6 +772,7 @@ def _publish(
             rho=rho,
             failures=failures,
             reform=reform,
+            transform=None if ctx.aircomp is None else _over_the_air(ctx, round_idx),
         )
         world.global_state = step.new_state
         ctx.ledger.reports(step.reports)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from channels.allocation import BandwidthAllocator
+from channels.cells import Cells, make_cells
 from channels.counter_rng import standard_normal, stream_id
 from channels.factory import make_allocator, make_d2d_link, make_link
 from channels.joint_pruning import JointPruningAllocator
@@ -63,6 +64,7 @@ class World:
     measured_up_bps: np.ndarray | None = None  # FLASH source: each device's measured uplink
     training_device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     selection: SelectionPolicy | None = None  # None: the strategy selects
+    cells: Cells | None = None  # base stations as edge servers (None: one server)
 
     @property
     def num_devices(self) -> int:
@@ -157,8 +159,49 @@ def preflight(scenario: Scenario, source: str = "scenario") -> Preflight:
     strategy.bits_per_param = scenario.bits_per_param
     _check_async_settings(scenario, strategy, source)
     _check_selection(scenario, strategy, source)
+    _check_cells(scenario, strategy, source)
+    _check_over_the_air(scenario, source)
     check_protocol_needs(scenario, strategy, state, source)
     return Preflight(model, input_shape, device)
+
+
+def _check_cells(scenario: Scenario, strategy: Strategy, source: str) -> None:
+    """Cells run synchronous rounds (each edge plans its own cohort's stage); a strategy that
+    aggregates at the edges needs them."""
+    kind = scenario.strategy.kind
+    if scenario.cells is None:
+        if strategy.edge_aggregation:
+            why = f"a cells section (strategy {kind!r} aggregates at each cell's edge)"
+            raise ScenarioError(source, [Problem("cells", why, "none")])
+        return
+    if "sync" not in strategy.modes:
+        why = f"no cells section with the asynchronous strategy {kind!r} (not modelled)"
+        raise ScenarioError(source, [Problem("cells", why, f"{scenario.cells.count} cells")])
+
+
+# strategies whose aggregate is the example-weighted average of the returned models, which an
+# over-the-air sum can deliver
+OVER_THE_AIR_STRATEGIES = ("fedavg", "fedprox")
+
+
+def _check_over_the_air(scenario: Scenario, source: str) -> None:
+    """An over-the-air uplink sums everyone's model: it needs a strategy whose aggregate is
+    that weighted average, and one cell (it allocates no band, so joint pruning, which needs
+    its own strategy, never meets it)."""
+    if scenario.channel.aggregation.kind != "over_the_air":
+        return
+    kind = scenario.strategy.kind
+    field, found = "channel.aggregation.kind", "'over_the_air'"
+    problems = []
+    if kind not in OVER_THE_AIR_STRATEGIES:
+        why = f"digital with strategy {kind!r} (over the air needs one of "
+        why += f"{', '.join(OVER_THE_AIR_STRATEGIES)}: an example-weighted average of models)"
+        problems.append(Problem(field, why, found))
+    if scenario.cells is not None:
+        why = "digital with a cells section (over the air is modelled for one cell)"
+        problems.append(Problem(field, why, found))
+    if problems:
+        raise ScenarioError(source, problems)
 
 
 def _check_selection(scenario: Scenario, strategy: Strategy, source: str) -> None:
@@ -329,6 +372,7 @@ def build(scenario: Scenario, source: str = "scenario") -> World:
         measured_up_bps=measured_up_bps,
         training_device=device,
         selection=None if scenario.selection is None else make_selection_policy(scenario.selection),
+        cells=make_cells(scenario.cells),
     )
 
 

@@ -123,9 +123,27 @@ def run_comparison(path: str | Path, out_root: str | Path = "runs", on_run=None)
     return table, runs, folder
 
 
+# multi-cell and over-the-air columns (nan where a run has none): handovers and backhaul
+# time summed over the run, the AirComp MSE (measured and formula) and exclusions per round
+NETWORK = ["handovers", "backhaul_s", "aircomp_mse", "aircomp_mse_formula", "aircomp_excluded"]
+
+
+def _network_row(m: pd.DataFrame) -> dict:
+    row = {}
+    for column in NETWORK:
+        if column not in m or not m[column].notna().any():
+            row[column] = math.nan
+        elif column in ("handovers", "backhaul_s"):
+            row[column] = float(m[column].sum())
+        else:
+            row[column] = float(m[column].mean())
+    return row
+
+
 def _latency_row(m: pd.DataFrame) -> dict:
     last = m.dropna(subset=["personal_accuracy_mean"]).tail(1)
     return {
+        **_network_row(m),
         "rounds": len(m),
         "cumulative_latency_s": m.round_latency_s.sum(),
         "cumulative_compute_s": m.compute_s.sum(),
@@ -165,6 +183,7 @@ def _outcome_row(m: pd.DataFrame, summary: dict) -> dict:
         "energy_j": float(summary["energy_j"]),
         # mean over factored layers of the rank the run ended with (nan: nothing factored)
         "final_rank": float(np.mean(ranks)) if (ranks := _final_ranks(m)) else math.nan,
+        **_network_row(m),
     }
 
 
@@ -175,7 +194,7 @@ def _final_ranks(m: pd.DataFrame) -> list[float]:
 def _summarise_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
     """Seed means of every outcome, with the standard deviation of the two accuracies."""
     g = runs.groupby("variant", sort=False)
-    table = g[OUTCOMES].mean()
+    table = g[[*OUTCOMES, *NETWORK]].mean()
     table.insert(0, "seeds", g.seed.count())
     for col in ("accuracy", "personal_accuracy_mean"):
         table[f"{col}_std"] = g[col].std()
@@ -247,6 +266,8 @@ def _accuracy_row(m: pd.DataFrame, spec: ComparisonFile, summary: dict) -> dict:
         "mean_staleness": summary.get("mean_staleness", 0.0),
         # selection fairness: Jain's index over selection counts (synchronous runs)
         "jain_fairness": _last(m, "jain_fairness"),
+        "cumulative_latency_s": float(m.round_latency_s.sum()) if len(m) else 0.0,
+        **_network_row(m),
     }
 
 
@@ -263,6 +284,8 @@ def _summarise_accuracy(runs: pd.DataFrame, spec: ComparisonFile) -> pd.DataFram
         "accuracy",
         "mean_staleness",
         "jain_fairness",
+        "cumulative_latency_s",
+        *NETWORK,
     ]
     table = g[columns].mean()
     table.insert(0, "seeds", g.seed.count())
@@ -290,6 +313,7 @@ def _summarise(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
         mean_rho=("mean_rho", "mean"),
         personal_accuracy=("final_personal_accuracy", "mean"),
         personal_accuracy_std=("final_personal_accuracy", "std"),
+        **{c: (c, "mean") for c in NETWORK},
     ).reset_index()
     ref = table.set_index("variant").loc[reference]
     table["latency_reduction_pct"] = 100 * (

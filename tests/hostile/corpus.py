@@ -114,6 +114,31 @@ SECTION_CASES: list[tuple[str, str, dict]] = [
     ("staleness_inf", "strategy.staleness.a", {"strategy": {"kind": "fedasync", "staleness": {"kind": "polynomial", "a": ".inf"}}}),
     ("fedbuff_lr_nan", "strategy.server_lr", {"strategy": {"kind": "fedbuff", "server_lr": ".nan"}}),
     ("t_max_inf", "channel.allocator.t_max_s", {"strategy": {"kind": "pruned_personalized"}, "channel.allocator": {"kind": "joint_pruning", "t_max_s": ".inf"}}),
+    ("cells_count_huge", "cells.count", {"cells": {"count": 1e6}}),
+    ("cells_isd_negative", "cells.isd_m", {"cells": {"count": 2, "isd_m": -5}}),
+    ("cells_backhaul_nan", "cells.backhaul_bps", {"cells": {"count": 2, "backhaul_bps": ".nan"}}),
+    ("cells_backhaul_zero", "cells.backhaul_bps", {"cells": {"count": 2, "backhaul_bps": 0}}),
+    ("cells_explicit_mismatch", "cells", {"cells": {"count": 3, "layout": "explicit", "positions_m": [[0, 0]]}}),
+    ("cells_position_inf", "cells.positions_m", {"cells": {"count": 1, "layout": "explicit", "positions_m": [[0, ".inf"]]}}),
+    ("cells_reuse_2", "cells.reuse", {"cells": {"count": 2, "reuse": 2}}),
+    ("hierfavg_without_cells", "cells", {"strategy": {"kind": "hierfavg"}}),
+    ("hierfavg_edge_rounds_zero", "strategy.edge_rounds", {"strategy": {"kind": "hierfavg", "edge_rounds": 0}, "cells": {"count": 2}}),
+    ("cells_with_async", "cells", {"cells": {"count": 2}, "strategy": {"kind": "fedasync"}}),
+    ("aircomp_with_scaffold", "channel.aggregation.kind", {"channel.aggregation": {"kind": "over_the_air"}, "strategy": {"kind": "scaffold"}}),
+    ("aircomp_with_cells", "channel.aggregation.kind", {"channel.aggregation": {"kind": "over_the_air"}, "cells": {"count": 2}}),
+    ("aircomp_threshold_inf", "channel.aggregation.snr_threshold_db", {"channel.aggregation": {"kind": "over_the_air", "snr_threshold_db": ".inf"}}),
+    ("aircomp_error_negative", "channel.aggregation.estimation_error", {"channel.aggregation": {"kind": "over_the_air", "estimation_error": -0.1}}),
+    ("selection_with_async", "selection", {"selection": {"kind": "random"}, "strategy": {"kind": "fedbuff"}}),
+    ("selection_and_strategy_cohort", "strategy.clients_per_round", {"selection": {"kind": "random"}, "strategy": {"kind": "fedavg", "clients_per_round": 2}}),
+    ("selection_budget_negative", "selection.budget_j", {"selection": {"kind": "energy_aware", "budget_j": -1}}),
+    ("selection_budget_nan", "selection.budget_j", {"selection": {"kind": "energy_aware", "budget_j": ".nan"}}),
+    ("oort_systems_only", "selection.kind", {"training": "none", "selection": {"kind": "oort"}}),
+    ("oort_epsilon_two", "selection.epsilon", {"selection": {"kind": "oort", "epsilon": 2}}),
+    ("selection_with_coalitions", "selection", {"selection": {"kind": "random"}, "strategy": {"kind": "coalitions"}}),
+    ("server_lr_zero", "strategy.server_optimizer.lr", {"strategy": {"kind": "fedavg", "server_optimizer": {"kind": "adam", "lr": 0}}}),
+    ("server_betas_one", "strategy.server_optimizer.betas", {"strategy": {"kind": "fedavg", "server_optimizer": {"kind": "yogi", "betas": [1, 1]}}}),
+    ("fedprox_mu_negative", "strategy.mu", {"strategy": {"kind": "fedprox", "mu": -1}}),
+    ("fedprox_mu_inf", "strategy.mu", {"strategy": {"kind": "fedprox", "mu": ".inf"}}),
 ]  # fmt: skip
 # scenarios that must run and say something true
 RUN_CASES: list[tuple[str, str, dict]] = [
@@ -124,6 +149,9 @@ RUN_CASES: list[tuple[str, str, dict]] = [
     ("empty_trace_ends", "problem", {"devices.availability": {"kind": "trace", "path": "@empty_trace"}, "simulation.max_time_s": 50}),
     ("empty_trace_no_time_limit", "problem", {"devices.availability": {"kind": "trace", "path": "@empty_trace"}}),
     ("trace_all_offline_later", "problem", {"devices.availability": {"kind": "trace", "path": "@empty_trace"}, "strategy": {"kind": "fedasync"}}),
+    ("energy_budget_nobody", "problem", {"selection": {"kind": "energy_aware", "budget_j": 1e-12}}),
+    ("aircomp_nobody_over_threshold", "problem", {"channel.aggregation": {"kind": "over_the_air", "snr_threshold_db": 100}}),
+    ("interference_limited_cells", "ok", {"cells": {"count": 3, "reuse": 1}, "simulation.rounds": 2}),
 ]  # fmt: skip
 
 

@@ -97,7 +97,7 @@ def _judge(case: Case, folder: Path, code: int | None, stdout: str, stderr: str)
     # problem: the run ends with exit 1 and its status says why
     if code == 0:
         return "meaningless"
-    said = ("diverged", "no_deliveries", "no_devices_online")
+    said = ("diverged", "no_deliveries", "no_devices_online", "none_selected")
     ok = code == 1 and status is not None and status.group(1) in said
     return "clean" if ok else "unclear"
 

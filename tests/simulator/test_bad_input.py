@@ -27,7 +27,7 @@ CASES = {
         [
             "channel.uplink_bandwith_hz",
             "unknown key 'uplink_bandwith_hz'",
-            "one of the keys allocator, d2d, downlink, downlink_bandwidth_hz",
+            "one of the keys aggregation, allocator, d2d, downlink, downlink_bandwidth_hz",
         ],
     ),
     "wrong_type": (
