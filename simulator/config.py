@@ -45,6 +45,12 @@ class SimulationConfig(BaseModel):
     concurrency: Annotated[int, Field(gt=0, le=10_000_000)] | None = Field(
         default=None, description="asynchronous strategies: devices training at once (all)"
     )
+    device_jobs: Literal["auto", "processes"] = Field(
+        default="auto",
+        description="auto: a synchronous stage runs as arrays where that gives exactly the "
+        "per-device processes' result (simulator/engine/bulk_stage.py); processes: always one "
+        "SimPy process per device",
+    )
     target_accuracy: float | None = Field(
         default=None,
         gt=0,
@@ -58,6 +64,15 @@ class SimulationConfig(BaseModel):
         "concurrency) it was dispatched with, or the band is re-shared equally among the "
         "transfers in flight whenever one starts or ends",
     )
+
+
+class OutputConfig(BaseModel):
+    """What a run writes. ``events``: every event (``all``), the server's only (``rounds``:
+    round starts, barriers, publishes; no per-device rows), or ``none`` (an empty table, for
+    runs where a 40-million-row event log is not wanted). Metrics are always written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    events: Literal["all", "rounds", "none"] = "all"
 
 
 class Scenario(BaseModel):
@@ -79,6 +94,7 @@ class Scenario(BaseModel):
     # who the server picks each synchronous round (None: the strategy's own, random)
     selection: SelectionConfig | None = None
     bits_per_param: int = Field(default=32, gt=0, le=64)
+    output: OutputConfig = OutputConfig()
 
     @property
     def systems_only(self) -> bool:

@@ -56,7 +56,7 @@ class FedAvg(Strategy):
     def select(self, *, round_idx, available_ids, rng):
         k = self.cohort_size(len(available_ids))
         if k == len(available_ids):
-            return sorted(int(i) for i in available_ids)
+            return sorted(map(int, available_ids))
         chosen = rng.choice(np.asarray(sorted(available_ids)), size=k, replace=False)
         return sorted(int(i) for i in chosen)
 

@@ -25,6 +25,7 @@ from fl.aircomp import over_the_air
 from fl.protocol import LEG_KINDS, Leg, relayed_over_backhaul
 from fl.state import Failure
 from simulator.engine import coalition_events
+from simulator.engine.bulk_stage import bulk_possible, bulk_stage
 from simulator.engine.costs import ALLOCATION_OK, LegCosts, StagePlan, plan_stage
 from simulator.engine.device_stats import DeviceStats
 from simulator.engine.learning import (
@@ -37,6 +38,7 @@ from simulator.engine.learning import (
 from simulator.engine.recorder import SERVER, Recorder
 from simulator.engine.selection_ledger import SelectionLedger
 from simulator.engine.shared_uplink import SharedUplink
+from simulator.engine.stage_outcomes import JobOutcome, StageOutcomes
 from simulator.engine.world import World
 
 
@@ -68,6 +70,10 @@ class RunContext:
     handovers_since_row: int = 0  # multi-cell: serving-cell changes since the last metrics row
     previous_cell: np.ndarray = field(init=False)  # multi-cell: serving cells before a move
     aircomp: AirCompRound | None = None  # this round's over-the-air uplink, if any
+    deadline_s: float = math.inf  # the current round's deadline, absolute virtual time
+    deadline_event: simpy.Timeout | None = None  # ... as the SimPy timeout the server waits on
+    next_offline_s: np.ndarray = field(init=False)  # [n] when an online device goes offline
+    availability_event: dict = field(default_factory=dict)  # device -> its pending change
     aircomp_mse: tuple[float, float] = (math.nan, math.nan)  # (measured, formula) this round
 
     def __post_init__(self) -> None:
@@ -75,6 +81,7 @@ class RunContext:
         self.costs = LegCosts(self.world)
         self.ledger = SelectionLedger(len(self.online))
         self.previous_cell = self.costs.cell_of.copy()
+        self.next_offline_s = np.full(len(self.online), math.inf)
         for d in np.flatnonzero(~self.online).tolist():  # offline from the start
             self.device_stats.went_offline(d, 0.0)
 
@@ -177,21 +184,6 @@ class Job:
     ends_round: bool = True  # the device's last stage of the round: a delivered update
 
 
-@dataclass(slots=True)
-class JobOutcome:
-    """What a job achieved: time spent per leg (s), and the failure reason if it stopped."""
-
-    device_id: int
-    legs_done: int  # legs completed, in order (those the device takes no part in count)
-    reason: str
-    finished_at_s: float
-    spent_s: list[float]
-
-    @property
-    def delivered(self) -> bool:
-        return not self.reason
-
-
 # The event that closes a device's stage, by the kind of its last leg (an upload that
 # reaches the server is "upload_done", as it has always been).
 DONE_EVENT = {
@@ -290,7 +282,12 @@ def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int,
             if not online:
                 ctx.offline_for_good += 1
             return
-        yield env.timeout(wait_s)
+        change = env.timeout(wait_s)
+        # known ahead, so a stage run as arrays can stop the device exactly then
+        ctx.next_offline_s[device_id] = env.now + wait_s if online else math.inf
+        ctx.availability_event[device_id] = change
+        yield change
+        ctx.next_offline_s[device_id] = math.inf
         ctx.online[device_id] = not online
         ctx.recorder.event(env.now, "offline" if online else "online", device_id)
         if online:
@@ -300,28 +297,6 @@ def device_availability(env: simpy.Environment, ctx: RunContext, device_id: int,
         job = ctx.running.get(device_id)
         if online and job is not None and job.is_alive:
             job.interrupt("offline")
-
-
-@dataclass(frozen=True)
-class StageOutcomes:
-    """A stage's job outcomes as arrays in device order (one pass over the objects)."""
-
-    device_id: np.ndarray  # [n]
-    delivered: np.ndarray  # [n] bool
-    legs_done: np.ndarray  # [n] legs completed (a delivered job: all of them)
-    finished_at_s: np.ndarray  # [n]
-    spent_s: np.ndarray  # [n, n_legs]: time actually spent on each leg
-
-    @classmethod
-    def of(cls, outcomes: list[JobOutcome], num_legs: int) -> StageOutcomes:
-        n = len(outcomes)
-        return cls(
-            np.fromiter((o.device_id for o in outcomes), np.int64, n),
-            np.fromiter((o.delivered for o in outcomes), bool, n),
-            np.fromiter((o.legs_done for o in outcomes), np.int64, n),
-            np.fromiter((o.finished_at_s for o in outcomes), float, n),
-            np.array([o.spent_s for o in outcomes], dtype=float).reshape(n, num_legs),
-        )
 
 
 def critical_spent(done: StageOutcomes) -> np.ndarray | None:
@@ -347,10 +322,14 @@ class RoundAccount:
     leg_names: list[str] = field(default_factory=list)
     leg_kinds: list[str] = field(default_factory=list)
     critical_s: list[float] = field(default_factory=list)  # per leg, on the critical path
-    busy_s: dict[int, float] = field(default_factory=dict)  # per device, all stages
+    num_devices: int = 0
+    busy_s: np.ndarray = field(init=False)  # [n_devices] time each device spent, all stages
     bits: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LEG_KINDS, 0.0))
     energy_compute_j: float = 0.0
     energy_tx_j: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.busy_s = np.zeros(self.num_devices)
 
     def add_stage(self, world: World, legs, done: StageOutcomes) -> None:
         kinds = np.array([leg.kind for leg in legs])
@@ -358,10 +337,7 @@ class RoundAccount:
         self.leg_names += [leg.name for leg in legs]
         self.leg_kinds += kinds.tolist()
         self.critical_s += [0.0] * len(legs) if crit is None else crit.tolist()
-        for dev, busy in zip(
-            done.device_id.tolist(), done.spent_s.sum(axis=1).tolist(), strict=False
-        ):
-            self.busy_s[dev] = self.busy_s.get(dev, 0.0) + busy
+        self.busy_s[done.device_id] += done.spent_s.sum(axis=1)  # ids are unique in a stage
         compute_j, tx_j = energy_j(
             world,
             done.device_id,
@@ -381,7 +357,7 @@ class RoundAccount:
         row = {f"{k}_s": float(crit[kinds == k].sum()) for k in ("downlink", "compute", "uplink")}
         row["wait_s"] = max(latency_s - float(crit.sum()), 0.0) if crit.size else latency_s
         row["mean_device_idle_s"] = (
-            float(np.mean(latency_s - np.array([self.busy_s[d] for d in delivered])))
+            float(np.mean(latency_s - self.busy_s[np.asarray(delivered, dtype=np.int64)]))
             if delivered
             else math.nan
         )
@@ -449,6 +425,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
     costs = ctx.costs
     all_ids = np.arange(world.num_devices)
     round_idx = 0
+    rec.canonical = bulk_possible(ctx)  # stages as arrays record ahead: sort the log at the end
     groups = world.strategy.reform_clock()  # strategies whose devices form coalitions
     if groups is not None and groups[1] is not None:
         env.process(coalition_events.reform_clock(env, ctx, groups[1]))
@@ -473,6 +450,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         if reform:
             ctx.reform_due = False
         members = np.asarray(cohort, dtype=np.int64)
+        bulk = bulk_possible(ctx)
         cells = ctx.costs.cells
         if cells is not None:  # the serving cells at the round's start
             cell_at_start = ctx.costs.cell_of.copy()
@@ -483,7 +461,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         last_active_stage = _last_active_stage(protocol, members.size)
         alive = np.ones(members.size, dtype=bool)
         failures: list[Failure] = []
-        account = RoundAccount()
+        account = RoundAccount(num_devices=world.num_devices)
         deadline = None
         first: StagePlan | None = None
         predicted = 0.0
@@ -531,29 +509,28 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
                 rec.event(env.now, "failure", dev, round_idx, detail=reason)
                 failures.append(Failure(dev, reason, env.now))
                 alive[slot[i]] = False
-            jobs = stage_jobs(plan, round_idx, last_active_stage[slot], stage_idx, ctx)
-            procs: list[simpy.Process] = []
-            for i in np.flatnonzero(reachable & taking_part).tolist():
-                proc = env.process(client_job(env, ctx, jobs[i]))
-                ctx.running[jobs[i].device_id] = proc
-                procs.append(proc)
-            # 4. the barrier: everyone, or the deadline and then stop the stragglers
-            everyone = env.all_of(procs)
-            if sim.deadline_s is not None:
-                if deadline is None:  # stage 0 starts the round
+            running = np.flatnonzero(reachable & taking_part)
+            if bulk:  # the whole stage as arrays (simulator/engine/bulk_stage.py)
+                if sim.deadline_s is not None and deadline is None:
                     deadline = env.timeout(sim.deadline_s)
-                yield everyone | deadline
-                for proc in procs:
-                    if proc.is_alive:
-                        proc.interrupt("deadline")
-                yield env.all_of(procs)
+                    ctx.deadline_s = round_start_s + sim.deadline_s
+                ends = last_active_stage[slot][running] == stage_idx
+                closing = _done_events(plan)[running]
+                done, reasons = yield from bulk_stage(
+                    env, ctx, plan, running, round_idx, ends, deadline, closing
+                )
+                failures += [
+                    Failure(int(d), r, float(t))
+                    for d, r, t in zip(done.device_id[~done.delivered].tolist(), reasons,
+                                       done.finished_at_s[~done.delivered].tolist(), strict=True)
+                ]  # fmt: skip
             else:
-                yield everyone
-            outcomes: list[JobOutcome] = [cast(JobOutcome, p.value) for p in procs]
-            done = StageOutcomes.of(outcomes, len(plan.legs))
-            failures += [
-                Failure(o.device_id, o.reason, o.finished_at_s) for o in outcomes if not o.delivered
-            ]
+                done = yield from _stage_processes(
+                    env, ctx, plan, running, round_idx, last_active_stage[slot], stage_idx,
+                    deadline_s=sim.deadline_s, deadline=deadline, failures=failures,
+                )  # fmt: skip
+                if sim.deadline_s is not None and deadline is None:
+                    deadline = ctx.deadline_event
             alive[np.searchsorted(members, done.device_id[~done.delivered])] = False
             account.add_stage(world, plan.legs, done)
             _count_bits(account, plan, done)
@@ -564,10 +541,11 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         latency_s = env.now - round_start_s
         ctx.ledger.delivered(world, delivered, round_idx, account.busy_s)
         # 5. learn (zero virtual time), publish, evaluate
-        rho_of = dict(zip(first.device_ids.tolist(), first.rho.tolist(), strict=True))
+        # the pruning ratio each delivering device used (first stage's plan, ids sorted)
+        rho_delivered = first.rho[np.searchsorted(first.device_ids, delivered)]
         before = world.strategy.membership.copy() if groups is not None else None
         row = _publish(
-            ctx, round_idx, delivered, np.array([rho_of[d] for d in delivered]), failures, reform
+            ctx, round_idx, delivered, rho_delivered, failures, reform
         )
         reachable0 = np.isfinite(first.total_s)
         breakdown = account.breakdown(latency_s, delivered)
@@ -682,6 +660,45 @@ def select_cohort(env, ctx: RunContext, round_idx: int, available: list[int]) ->
         ctx.recorder.event(env.now, "selected", dev, round_idx, detail=detail)
     ctx.ledger.selected(choice.device_ids, round_idx)
     return choice.device_ids
+
+
+def _stage_processes(env, ctx, plan, running, round_idx, last_active, stage_idx, *, deadline_s,
+                     deadline, failures):  # fmt: skip
+    """One SimPy process per device of the stage (``running``: plan columns); waits for all of
+    them, or for the round's deadline (created here at the round's first stage, kept in
+    ``ctx.deadline_event``) and then stops the stragglers. Returns the stage's outcomes."""
+    jobs = stage_jobs(plan, round_idx, last_active, stage_idx, ctx)
+    procs: list[simpy.Process] = []
+    for i in running.tolist():
+        proc = env.process(client_job(env, ctx, jobs[i]))
+        ctx.running[jobs[i].device_id] = proc
+        procs.append(proc)
+    # the barrier: everyone, or the deadline and then stop the stragglers
+    everyone = env.all_of(procs)
+    if deadline_s is not None:
+        if deadline is None:  # stage 0 starts the round
+            deadline = ctx.deadline_event = env.timeout(deadline_s)
+        yield everyone | deadline
+        for proc in procs:
+            if proc.is_alive:
+                proc.interrupt("deadline")
+        yield env.all_of(procs)
+    else:
+        yield everyone
+    outcomes: list[JobOutcome] = [cast(JobOutcome, p.value) for p in procs]
+    failures += [
+        Failure(o.device_id, o.reason, o.finished_at_s) for o in outcomes if not o.delivered
+    ]
+    return StageOutcomes.of(outcomes, len(plan.legs))
+
+
+def _done_events(plan: StagePlan) -> np.ndarray:
+    """Each device's stage-closing event name [n] (after its last active leg), as jobs use."""
+    names = np.array([DONE_EVENT[leg.kind] for leg in plan.legs], dtype=object)
+    if plan.active[-1].all():
+        return np.full(plan.device_ids.size, names[-1], dtype=object)
+    last = len(plan.legs) - 1 - np.argmax(plan.active[::-1], axis=0)
+    return names[last]
 
 
 def _receiver_lost(env, ctx, protocol, upto_stage: int, members, alive, round_idx) -> list:

@@ -65,16 +65,19 @@ def simulate_world(
 ) -> tuple[Recorder, RunContext]:
     """Run the SimPy processes over an already built world (tests may adjust it first)."""
     env = simpy.Environment()
-    recorder = Recorder()
-    online = np.array(
-        [
-            world.availability.initially_online(
-                world.streams.numpy("availability", d, 0), device_id=d
-            )
-            for d in range(world.num_devices)
-        ],
-        dtype=bool,
-    )
+    recorder = Recorder(world.scenario.output.events)
+    if isinstance(world.availability, AlwaysOn):  # no stream to draw from: all online
+        online = np.ones(world.num_devices, dtype=bool)
+    else:
+        online = np.array(
+            [
+                world.availability.initially_online(
+                    world.streams.numpy("availability", d, 0), device_id=d
+                )
+                for d in range(world.num_devices)
+            ],
+            dtype=bool,
+        )
     ctx = RunContext(world=world, recorder=recorder, online=online, on_version=on_version)
     if world.data is not None and not world.scenario.systems_only:
         untrained = evaluate_global(world)["loss"]
@@ -113,9 +116,7 @@ def _check_deliveries(ctx: RunContext) -> None:
     metrics = ctx.recorder.metrics
     if ctx.status in ("completed", "time_limit"):
         if sum(m["n_delivered"] for m in metrics) == 0:
-            ev = ctx.recorder._events
-            failed = [d for e, d in zip(ev["event"], ev["detail"], strict=True) if e == "failure"]
-            reasons = sorted(set(failed)) or ["none recorded"]
+            reasons = sorted(ctx.recorder.failure_reasons()) or ["none recorded"]
             ctx.status = "no_deliveries"
             ctx.notes.insert(
                 0,

@@ -36,14 +36,14 @@ class SelectionLedger:
         self.times_selected[cohort] += 1
         self.last_selected_round[cohort] = round_idx
 
-    def delivered(self, world: World, ids: list[int], round_idx: int, busy_s: dict) -> None:
-        """Devices that delivered this round: when, how long it took them (all stages), how
-        many samples they trained on."""
+    def delivered(self, world: World, ids: list[int], round_idx: int, busy_s) -> None:
+        """Devices that delivered this round: when, how long it took them (``busy_s`` [N], all
+        stages), how many samples they trained on."""
         if not ids:
             return
         arr = np.asarray(ids, dtype=np.int64)
         self.last_delivered_round[arr] = round_idx
-        self.last_duration_s[arr] = [busy_s.get(d, np.nan) for d in ids]
+        self.last_duration_s[arr] = busy_s[arr]  # [n_devices] s spent this round
         self.last_samples[arr] = world.work.samples_processed(world.num_examples[arr])
 
     def reports(self, reports: dict[int, dict]) -> None:

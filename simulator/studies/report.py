@@ -204,13 +204,16 @@ def report(path: str | Path) -> list[Path]:
     out = path / "figures"
     if (path / "summary.json").exists():
         run = load_run(path)
-        return [
+        written = [
             accuracy_vs_time(run, out / "accuracy_vs_time.png"),
             latency_breakdown(run, out / "latency_breakdown.png"),
-            device_timeline(run, out / "device_timeline.png"),
-            bandwidth_shares(run, out / "bandwidth_shares.png"),
-            device_activity(run, out / "device_activity.png"),
         ]
+        # per-device figures need per-device events (output.events: all)
+        if (run.events.device_id >= 0).any():
+            written.append(device_timeline(run, out / "device_timeline.png"))
+            written.append(bandwidth_shares(run, out / "bandwidth_shares.png"))
+        written.append(device_activity(run, out / "device_activity.png"))
+        return written
     if (path / "summary.parquet").exists():
         sweep = load_sweep(path)
         s = sweep.summary[sweep.summary.status != "failed"]
