@@ -43,7 +43,7 @@ def main() -> None:
         (
             "FedAsync, re-shared uplink, 10,000 devices",
             ["simulation.uplink_sharing=reshare", "simulation.rounds=4000"],
-            None,
+            5000.0,  # issue 15
         ),
     ]:
         arrivals, wall_s = arrivals_per_s(overrides)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import lambertw
 
 
 def bandwidth_for_rate(rate: ArrayLike, gamma: ArrayLike) -> NDArray[np.float64]:
@@ -39,6 +38,8 @@ def bandwidth_for_rate(rate: ArrayLike, gamma: ArrayLike) -> NDArray[np.float64]
     ok = (r > 0) & (g > 0) & (c < 1.0)
     if np.any(ok):
         cc = c[ok]
+        from scipy.special import lambertw  # imported on first use: ~0.1 s of start-up
+
         w = lambertw(-cc * np.exp(-cc), k=-1).real
         s = -w / cc - 1.0
         out[ok] = np.where(s > 0, g[ok] / s, np.inf)

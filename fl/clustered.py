@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
 
 
 def device_groups(num_devices: int, groups: int) -> np.ndarray:
@@ -44,6 +43,8 @@ def rotate(images: np.ndarray, degrees: float) -> np.ndarray:
     quarter, rest = divmod(degrees, 90.0)
     if rest == 0.0:
         return np.ascontiguousarray(np.rot90(images, int(quarter) % 4, axes=(-2, -1)))
+    from scipy import ndimage  # imported on first use (rotation groups only)
+
     return ndimage.rotate(images, degrees, axes=(-2, -1), reshape=False, order=1, mode="constant")
 
 

@@ -544,9 +544,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
         # the pruning ratio each delivering device used (first stage's plan, ids sorted)
         rho_delivered = first.rho[np.searchsorted(first.device_ids, delivered)]
         before = world.strategy.membership.copy() if groups is not None else None
-        row = _publish(
-            ctx, round_idx, delivered, rho_delivered, failures, reform
-        )
+        row = _publish(ctx, round_idx, delivered, rho_delivered, failures, reform)
         reachable0 = np.isfinite(first.total_s)
         breakdown = account.breakdown(latency_s, delivered)
         row.update(

@@ -23,23 +23,26 @@ _FINISH_TOLERANCE_S = 1e-9
 
 
 class SharedUplink:
-    """Transfers keyed by device id (0 <= key < ``num_keys``), state in arrays [num_keys] so
-    that every change costs a few vector operations over the transfers in flight."""
+    """Transfers keyed by device id (0 <= key < ``num_keys``). The transfers in flight sit in
+    compact arrays (slot i holds key ``_keys[i]``; a finished or cancelled one is swapped out
+    with the last), so a change costs a few vector operations over the transfers in flight
+    only, never over every key."""
 
     def __init__(self, env: simpy.Environment, band_hz: float, num_keys: int):
         self.env, self.band_hz = env, band_hz
+        self._slot = np.full(num_keys, -1, dtype=np.int64)  # key -> slot, -1: not in flight
+        self._keys = np.zeros(num_keys, dtype=np.int64)
         self._remaining_bits = np.zeros(num_keys)
         self._gamma_hz = np.zeros(num_keys)
         self._rate_bps = np.zeros(num_keys)
-        self._in_flight = np.zeros(num_keys, dtype=bool)
-        self._active = np.zeros(0, dtype=np.int64)  # sorted keys in flight
+        self._count = 0
         self._done: dict[int, simpy.Event] = {}
         self._updated_s = env.now
         self._generation = 0
 
     @property
     def active(self) -> int:
-        return int(self._active.size)
+        return self._count
 
     def send(self, key: int, bits: float, gamma_hz: float):
         """Process step: transfer ``bits`` for ``key`` (a device id); returns when delivered.
@@ -48,9 +51,11 @@ class SharedUplink:
             return
         self._advance()
         done = self.env.event()
-        self._remaining_bits[key] = float(bits)
-        self._gamma_hz[key] = float(gamma_hz)
-        self._in_flight[key] = True
+        i = self._count
+        self._slot[key], self._keys[i] = i, key
+        self._remaining_bits[i] = float(bits)
+        self._gamma_hz[i] = float(gamma_hz)
+        self._count += 1
         self._done[key] = done
         self._reschedule()
         try:
@@ -60,34 +65,50 @@ class SharedUplink:
             raise
 
     def cancel(self, key: int) -> None:
-        if not self._in_flight[key]:
+        if self._slot[key] < 0:
             return
         self._advance()
-        self._in_flight[key] = False
+        self._remove(key)
         self._done.pop(key, None)
         self._reschedule()
+
+    def _remove(self, key: int) -> None:
+        """Swap the last transfer in flight into ``key``'s slot."""
+        i, last = int(self._slot[key]), self._count - 1
+        if i != last:
+            moved = int(self._keys[last])
+            self._keys[i], self._slot[moved] = moved, i
+            self._remaining_bits[i] = self._remaining_bits[last]
+            self._gamma_hz[i] = self._gamma_hz[last]
+            self._rate_bps[i] = self._rate_bps[last]
+        self._slot[key] = -1
+        self._count = last
 
     def _advance(self) -> None:
         """Bring remaining bits to ``now`` at the rates that held since the last change."""
         dt = self.env.now - self._updated_s
-        if dt > 0 and self._active.size:
-            a = self._active
-            self._remaining_bits[a] -= self._rate_bps[a] * dt
+        m = self._count
+        if dt > 0 and m:
+            self._remaining_bits[:m] -= self._rate_bps[:m] * dt
         self._updated_s = self.env.now
 
     def _reschedule(self) -> None:
         self._generation += 1
-        self._active = a = np.flatnonzero(self._in_flight)
-        if a.size == 0:
+        m = self._count
+        if m == 0:
             return
-        gamma = self._gamma_hz[a]
+        gamma = self._gamma_hz[:m]
         reachable = gamma > 0
         sharing = int(reachable.sum())
-        share_hz = self.band_hz / sharing if sharing else 0.0
-        rates = shannon_rate_bps(np.where(reachable, share_hz, 0.0), gamma)
-        self._rate_bps[a] = rates
+        if sharing == m:  # one positive share for all: the rate helper's fast path
+            rates = shannon_rate_bps(self.band_hz / m, gamma)
+        else:  # devices with no channel take no share
+            rates = np.zeros(m)
+            if sharing:
+                rates[reachable] = shannon_rate_bps(self.band_hz / sharing, gamma[reachable])
+        self._rate_bps[:m] = rates
         with np.errstate(divide="ignore"):
-            finish_s = np.where(rates > 0, self._remaining_bits[a] / rates, math.inf)
+            finish_s = np.where(rates > 0, self._remaining_bits[:m] / rates, math.inf)
         first = float(finish_s.min())
         if math.isfinite(first):
             generation = self._generation
@@ -98,11 +119,13 @@ class SharedUplink:
         if generation != self._generation:  # a later change superseded this timer
             return
         self._advance()
-        a = self._active
-        rates = self._rate_bps[a]
-        finished = a[(rates > 0) & (self._remaining_bits[a] <= rates * _FINISH_TOLERANCE_S)]
-        events = [self._done.pop(k) for k in finished.tolist()]  # ascending device id
-        self._in_flight[finished] = False
+        m = self._count
+        rates = self._rate_bps[:m]
+        done = (rates > 0) & (self._remaining_bits[:m] <= rates * _FINISH_TOLERANCE_S)
+        finished = np.sort(self._keys[:m][done]).tolist()  # ascending device id
+        events = [self._done.pop(k) for k in finished]
+        for key in finished:
+            self._remove(key)
         self._reschedule()
         for event in events:
             event.succeed()
