@@ -32,7 +32,7 @@ from fl.coalitions import barycenter, flatten, kmeans, random_projection, thresh
 from fl.config import CoalitionConfig
 from fl.protocol import Barrier, Leg, RoundProtocol, three_leg
 from fl.state import ClientUpdate, ModelState
-from fl.strategies.base import stack
+from fl.strategies.base import stack, updates_of
 from fl.strategies.fedavg import FedAvg
 from fl.training import plan_batches, train_cohort
 
@@ -115,17 +115,7 @@ class CoalitionFL(FedAvg):
         result = train_cohort(
             model, start, data.train_x, data.train_y, plan, work.lr, stacked_start=True
         )
-        losses = result.train_loss.tolist()
-        return [
-            ClientUpdate(
-                device_id=d,
-                base_version=base_version,
-                state={k: v[i] for k, v in result.stacked_state.items()},
-                num_examples=len(data.client_indices[d]),
-                metrics={"train_loss": losses[i]},
-            )
-            for i, d in enumerate(device_ids)
-        ]
+        return updates_of(result, data, device_ids, base_version)
 
     def reform(self, *, round_idx: int, updates: list[ClientUpdate], num_devices: int) -> None:
         """Re-form the coalitions from the weights ``updates`` carry (the devices that

@@ -40,7 +40,8 @@ from torch import nn
 from fl.config import FeDLRTConfig, LowRankConfig
 from fl.low_rank import LowRankLinear, augment, augmented_start, low_rank_from, truncate
 from fl.protocol import Barrier, Leg, RoundProtocol
-from fl.state import ClientUpdate, ModelState
+from fl.state import ModelState
+from fl.strategies.base import updates_of
 from fl.strategies.fedavg import FedAvg
 from fl.training import LocalWork, cohort_gradients, plan_batches, train_cohort
 
@@ -212,17 +213,10 @@ class FeDLRT(FedAvg):
             model, start, data.train_x, data.train_y, plan, work.lr, frozen=frozen,
             grad_offsets=offsets,
         )  # fmt: skip
-        losses = result.train_loss.tolist()
-        return [
-            ClientUpdate(
-                device_id=d,
-                base_version=base_version,
-                state={k: v[i] for k, v in result.stacked_state.items()},
-                num_examples=len(data.client_indices[d]),
-                metrics={"train_loss": losses[i], "weight": float(w[i])},
-            )
-            for i, d in enumerate(device_ids)
-        ]
+        updates = updates_of(result, data, device_ids, base_version)
+        for update, weight in zip(updates, w.tolist(), strict=True):
+            update.metrics["weight"] = float(weight)
+        return updates
 
     def _corrections(self, model, data, start, frozen, g, plan, w) -> ModelState | None:
         """Per client ``V_c = g - g_c`` on each layer's 2r x 2r coefficient (None: none)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from fl.server_optimizers import ServerOptimizer
 from fl.strategies.base import updates_of
 from fl.strategies.fedavg import FedAvg
 from fl.training import plan_batches, train_cohort
@@ -22,19 +21,9 @@ from fl.training import plan_batches, train_cohort
 class FedProx(FedAvg):
     modes: ClassVar[frozenset[str]] = frozenset({"sync"})
 
-    def __init__(
-        self,
-        *,
-        mu: float,
-        clients_per_round: int | None = None,
-        fraction: float | None = None,
-        server_optimizer: ServerOptimizer | None = None,
-    ):
-        super().__init__(
-            clients_per_round=clients_per_round,
-            fraction=fraction,
-            server_optimizer=server_optimizer,
-        )
+    def __init__(self, *, mu: float, **cohort_and_server):
+        """``mu``: the proximal weight; the rest as :class:`FedAvg` (cohort, server optimiser)."""
+        super().__init__(**cohort_and_server)
         self.mu = mu
 
     def local_updates(

@@ -23,7 +23,6 @@ from typing import ClassVar
 import torch
 
 from fl.protocol import three_leg
-from fl.server_optimizers import ServerOptimizer
 from fl.state import ModelState
 from fl.strategies.base import updates_of
 from fl.strategies.fedavg import FedAvg, weighted_average
@@ -39,15 +38,10 @@ class Scaffold(FedAvg):
         initial_state: ModelState,
         num_devices: int,
         weighting: str = "uniform",
-        clients_per_round: int | None = None,
-        fraction: float | None = None,
-        server_optimizer: ServerOptimizer | None = None,
+        **cohort_and_server,
     ):
-        super().__init__(
-            clients_per_round=clients_per_round,
-            fraction=fraction,
-            server_optimizer=server_optimizer,
-        )
+        """The rest as :class:`FedAvg` (cohort, server optimiser: ``sgd`` with lr eta_g)."""
+        super().__init__(**cohort_and_server)
         self.num_devices = num_devices
         self.weighting = weighting
         self.names = [k for k, v in initial_state.items() if v.is_floating_point()]

@@ -139,23 +139,29 @@ class Recorder:
     def num_events(self) -> int:
         return len(self._events["time_s"]) + self._chunk_rows
 
-    def _column(self, name: str, dtype) -> np.ndarray:
-        """One column in recorded order: the rows logged one by one, with each chunk placed
-        where it was added (scalars broadcast)."""
-        rows = np.asarray(self._events[name], dtype=dtype)
+    def _spliced(self, rows: np.ndarray, piece) -> np.ndarray:
+        """A column in recorded order: ``rows`` (the events logged one by one) with each
+        chunk's ``piece(chunk)`` placed where the chunk was added."""
         if not self._chunks:
             return rows
         parts, done = [], 0
         for chunk in self._chunks:
             parts.append(rows[done : chunk["at"]])
             done = chunk["at"]
-            value = chunk[name]
-            if np.ndim(value) == 0:
-                parts.append(np.full(chunk["n"], value, dtype=dtype))
-            else:
-                parts.append(np.asarray(value, dtype=dtype))
+            parts.append(piece(chunk))
         parts.append(rows[done:])
         return np.concatenate(parts)
+
+    def _column(self, name: str, dtype) -> np.ndarray:
+        """One column in recorded order (a chunk's scalar broadcast)."""
+
+        def piece(chunk: dict) -> np.ndarray:
+            value = chunk[name]
+            if np.ndim(value) == 0:
+                return np.full(chunk["n"], value, dtype=dtype)
+            return np.asarray(value, dtype=dtype)
+
+        return self._spliced(np.asarray(self._events[name], dtype=dtype), piece)
 
     def _strings(self, name: str) -> tuple[np.ndarray, list[str]]:
         """A string column in recorded order as (int32 codes, dictionary): tens of millions
@@ -165,22 +171,16 @@ class Recorder:
         def code(text: str) -> int:
             return words.setdefault(text, len(words))
 
-        rows = np.fromiter((code(t) for t in self._events[name]), np.int32)
-        if not self._chunks:
-            return rows, list(words)
-        parts, done = [], 0
-        for chunk in self._chunks:
-            parts.append(rows[done : chunk["at"]])
-            done = chunk["at"]
+        def piece(chunk: dict) -> np.ndarray:
             value = chunk[name]
             if np.ndim(value) == 0:
-                parts.append(np.full(chunk["n"], code(str(value)), dtype=np.int32))
-            else:
-                unique, inverse = np.unique(np.asarray(value, dtype=object), return_inverse=True)
-                mapped = np.array([code(str(u)) for u in unique], dtype=np.int32)
-                parts.append(mapped[inverse.reshape(-1)])
-        parts.append(rows[done:])
-        return np.concatenate(parts), list(words)
+                return np.full(chunk["n"], code(str(value)), dtype=np.int32)
+            unique, inverse = np.unique(np.asarray(value, dtype=object), return_inverse=True)
+            mapped = np.array([code(str(u)) for u in unique], dtype=np.int32)
+            return mapped[inverse.reshape(-1)]
+
+        rows = np.fromiter((code(t) for t in self._events[name]), np.int32)
+        return self._spliced(rows, piece), list(words)
 
     def events_table(self) -> pa.Table:
         time_s = self._column("time_s", np.float64)
