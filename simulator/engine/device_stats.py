@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from simulator.engine import arrow_columns
+
 
 class DeviceStats:
     """Column arrays [n_devices], updated by the SimPy processes as jobs end."""
@@ -35,18 +37,17 @@ class DeviceStats:
         columns [n] of the devices' fixed parameters, placed after ``device_id``."""
         open_offline = np.where(np.isnan(self._offline_since), 0.0, end_s - self._offline_since)
         offline = self.offline_s + open_offline
-        return pa.table(
-            {
-                "device_id": np.arange(self.jobs.size),
-                **(static or {}),
-                "jobs": self.jobs,
-                "updates": self.updates,
-                "failures": self.failures,
-                "busy_s": self.busy_s,
-                "offline_s": offline,
-                "idle_s": np.maximum(end_s - self.busy_s - offline, 0.0),
-                "bits_up": self.bits_up,
-                "bits_down": self.bits_down,
-                "bits_d2d": self.bits_d2d,
-            }
-        )
+        columns = {
+            "device_id": np.arange(self.jobs.size),
+            **(static or {}),
+            "jobs": self.jobs,
+            "updates": self.updates,
+            "failures": self.failures,
+            "busy_s": self.busy_s,
+            "offline_s": offline,
+            "idle_s": np.maximum(end_s - self.busy_s - offline, 0.0),
+            "bits_up": self.bits_up,
+            "bits_down": self.bits_down,
+            "bits_d2d": self.bits_d2d,
+        }
+        return pa.table({k: arrow_columns.numeric(np.asarray(v)) for k, v in columns.items()})

@@ -20,6 +20,8 @@ import math
 import numpy as np
 import pyarrow as pa
 
+from simulator.engine import arrow_columns
+
 SERVER = -1  # device_id of events that belong to the server
 
 # where a server event sorts among events at the same instant (device events are 0)
@@ -198,21 +200,20 @@ class Recorder:
             return values if order is None else values[order]
 
         def strings(codes: np.ndarray, words: list[str]) -> pa.Array:
-            dictionary = pa.array(words or [""], pa.string())
-            return pa.DictionaryArray.from_arrays(pa.array(ordered(codes)), dictionary)
+            return arrow_columns.dictionary(ordered(codes), words)
 
         columns = {
-            "time_s": pa.array(ordered(time_s), pa.float64()),
+            "time_s": arrow_columns.numeric(ordered(time_s)),
             "event": strings(event, event_words),
-            "device_id": pa.array(ordered(device), pa.int64()),
-            "round": pa.array(ordered(rounds), pa.int64()),
+            "device_id": arrow_columns.numeric(ordered(device)),
+            "round": arrow_columns.numeric(ordered(rounds)),
         }
         del time_s, event, device, rounds
-        columns["duration_s"] = pa.array(ordered(self._column("duration_s", np.float64)))
-        columns["bandwidth_hz"] = pa.array(ordered(self._column("bandwidth_hz", np.float64)))
+        for name in ("duration_s", "bandwidth_hz"):
+            columns[name] = arrow_columns.numeric(ordered(self._column(name, np.float64)))
         columns["detail"] = strings(*self._strings("detail"))
         columns["leg"] = strings(*self._strings("leg"))
         return pa.table(columns)
 
     def metrics_table(self) -> pa.Table:
-        return pa.Table.from_pylist(self.metrics)
+        return arrow_columns.from_rows(self.metrics)
