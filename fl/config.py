@@ -249,20 +249,26 @@ class ServerOptimizerConfig(_Frozen):
         return value
 
 
-class FedAvgConfig(_Frozen):
-    """FedAvg (McMahan et al., 2017). Cohort: ``clients_per_round`` or ``fraction`` of online;
-    ``server_optimizer``: an adaptive server step instead of replacing the model."""
+class CohortSize(_Frozen):
+    """How many online devices a round takes: ``clients_per_round``, a ``fraction`` of them,
+    or (neither) all."""
 
-    kind: Literal["fedavg"]
     clients_per_round: PositiveInt | None = None
     fraction: float | None = Field(default=None, gt=0, le=1)
-    server_optimizer: ServerOptimizerConfig | None = None
 
     @model_validator(mode="after")
     def _at_most_one(self):
         if self.clients_per_round is not None and self.fraction is not None:
             raise ValueError("set at most one of clients_per_round and fraction")
         return self
+
+
+class FedAvgConfig(CohortSize):
+    """FedAvg (McMahan et al., 2017). Cohort: ``clients_per_round`` or ``fraction`` of online;
+    ``server_optimizer``: an adaptive server step instead of replacing the model."""
+
+    kind: Literal["fedavg"]
+    server_optimizer: ServerOptimizerConfig | None = None
 
 
 class FedProxConfig(FedAvgConfig):

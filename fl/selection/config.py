@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt
+
+from fl.config import CohortSize
 
 
-class _Selection(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Selection(CohortSize):
+    """A selection policy's cohort size (as a strategy's): ``clients_per_round`` or
+    ``fraction`` of the online devices."""
 
     clients_per_round: PositiveInt | None = Field(default=None, le=10_000_000)
-    fraction: float | None = Field(default=None, gt=0, le=1)
-
-    @model_validator(mode="after")
-    def _at_most_one(self):
-        if self.clients_per_round is not None and self.fraction is not None:
-            raise ValueError("set at most one of clients_per_round and fraction")
-        return self
 
 
 class RandomSelection(_Selection):
