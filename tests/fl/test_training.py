@@ -208,3 +208,34 @@ def test_gradient_only_pass_takes_no_step_and_averages_the_batches(data):
             torch.testing.assert_close(grads.stacked_state[k][i], expected[k])
     for k in start:  # no data: zero gradient
         assert torch.count_nonzero(grads.stacked_state[k][2]) == 0
+
+
+@pytest.mark.parametrize(
+    ("hidden", "clients", "batch"), [([16], 4, 8), ([64, 64], 7, 16), ([], 3, 5)]
+)
+def test_plain_mlps_train_by_batched_matmuls_bit_for_bit_as_vmap(data, hidden, clients, batch):
+    """The MLP fast path (batched matmuls, no vmap) is taken for plain MLPs and gives the very
+    bits vmap(functional_call) gives, so switching it on changed no run's results."""
+    from fl import training
+
+    x, y = data
+    work = LocalWork(batch_size=batch, lr=0.1, steps=4)
+    owned = [np.arange(7 * i, 7 * i + 3 + 5 * i) for i in range(clients)]
+    plan = plan_batches(owned, work, [np.random.default_rng(i) for i in range(clients)])
+    torch.manual_seed(2)
+    model = mlp((1, 8, 8), hidden, 10)
+    start = _start(model)
+    assert training._stacked_mlp_forward(model, list(start)) is not None
+    fast = train_cohort(model, start, x, y, plan, work.lr)
+    original = training._stacked_mlp_forward
+    training._stacked_mlp_forward = lambda model, names: None  # force vmap
+    try:
+        slow = train_cohort(model, start, x, y, plan, work.lr)
+    finally:
+        training._stacked_mlp_forward = original
+    for k in start:
+        assert torch.equal(fast.stacked_state[k], slow.stacked_state[k]), k
+    assert torch.equal(fast.train_loss, slow.train_loss)
+    # a CNN, or a parameter set that is not the model's own, goes to vmap
+    assert training._stacked_mlp_forward(small_cnn((1, 8, 8), (4, 8), 10), []) is None
+    assert training._stacked_mlp_forward(model, [k for k in start if k.endswith("weight")]) is None
