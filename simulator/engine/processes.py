@@ -75,6 +75,7 @@ class RunContext:
     next_offline_s: np.ndarray = field(init=False)  # [n] when an online device goes offline
     availability_event: dict = field(default_factory=dict)  # device -> its pending change
     aircomp_mse: tuple[float, float] = (math.nan, math.nan)  # (measured, formula) this round
+    _distance_of: tuple = (None, math.nan)  # (population, its mean distance m), see below
 
     def __post_init__(self) -> None:
         self.device_stats = DeviceStats(len(self.online))
@@ -84,6 +85,14 @@ class RunContext:
         self.next_offline_s = np.full(len(self.online), math.inf)
         for d in np.flatnonzero(~self.online).tolist():  # offline from the start
             self.device_stats.went_offline(d, 0.0)
+
+    def mean_distance_m(self) -> float:
+        """Mean device-server distance, m, of the current positions (the population object is
+        replaced when devices move, so a cached value is valid while it is the same one)."""
+        population = self.world.population
+        if self._distance_of[0] is not population:
+            self._distance_of = (population, float(population.distance_m.mean()))
+        return self._distance_of[1]
 
 
 # Statuses that end a run before its version or time limit.
