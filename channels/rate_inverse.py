@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from channels.lambert_w import lambert_w_m1
+
 
 def bandwidth_for_rate(rate: ArrayLike, gamma: ArrayLike) -> NDArray[np.float64]:
     """Smallest bandwidth whose Shannon rate equals ``rate``.
@@ -38,9 +40,7 @@ def bandwidth_for_rate(rate: ArrayLike, gamma: ArrayLike) -> NDArray[np.float64]
     ok = (r > 0) & (g > 0) & (c < 1.0)
     if np.any(ok):
         cc = c[ok]
-        from scipy.special import lambertw  # imported on first use: ~0.1 s of start-up
-
-        w = lambertw(-cc * np.exp(-cc), k=-1).real
+        w = lambert_w_m1(-cc * np.exp(-cc))
         s = -w / cc - 1.0
         out[ok] = np.where(s > 0, g[ok] / s, np.inf)
     return out
