@@ -164,3 +164,29 @@ def test_time_limited_run_prints_rows_along_virtual_time(tmp_path, capsys):
             next_row_s = m["time_s"] + 1.0 / 50
     assert [int(r[0]) for r in rows] == expected
     assert len(expected) > 10 and all(r[-2] != "-" for r in rows)
+
+
+def test_the_wedge_command_ends_without_teardown_and_loses_nothing(tmp_path):
+    """``wedge run`` as a process skips the interpreter's teardown (os._exit after flushing
+    and the atexit handlers): every line printed and every result file is still there, and
+    the exit codes are those of :func:`main`, for a good run and for bad input alike."""
+    import os
+    import sys
+
+    wedge = str(Path(sys.executable).with_name("wedge"))
+    # block-buffered output, as in most shells' pipes (so an unflushed line would be lost)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    scenario_file = tmp_path / "tiny.yaml"
+    scenario_file.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "runs"
+    argv = [wedge, "run", str(scenario_file), "--out", str(out), "--set", "simulation.rounds=2"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("wedge: ") and lines[-1].startswith("results: ")
+    folder = Path(lines[-1].removeprefix("results: "))
+    assert json.loads((folder / "summary.json").read_text())["versions"] == 2
+    assert pq.read_table(folder / "metrics.parquet").num_rows == 2
+    bad = subprocess.run([*argv[:2], str(tmp_path / "missing.yaml")], capture_output=True,
+                         text=True, check=False, env=env)  # fmt: skip
+    assert bad.returncode == 2 and "missing.yaml" in bad.stderr and "Traceback" not in bad.stderr
