@@ -8,6 +8,7 @@ updates, failures, busy/offline/idle time, bits), ``summary.json``.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -100,7 +101,14 @@ def simulate_world(
         server = env.process(async_server(env, ctx))
     else:
         server = env.process(sync_server(env, ctx))
-    env.run(until=server)
+    # Everything built so far (torch's and numpy's modules, the world, the data) lives for
+    # the whole run: frozen out of the garbage collector's reach, its full collections walk
+    # only what the run itself allocates (they took a fifth of an asynchronous 10k-device run)
+    gc.freeze()
+    try:
+        env.run(until=server)
+    finally:
+        gc.unfreeze()
     _check_deliveries(ctx)
     ctx.end_s = env.now
     # Jobs still in flight when the run stops (a time limit) are closed now, in device order,
