@@ -79,7 +79,10 @@ def plan_batches(
                 masks.append(np.zeros(need, np.float32))
                 continue
             passes = math.ceil(need / n)
-            order = np.concatenate([rng.permutation(n) for _ in range(passes)])[:need]
+            # ``passes`` reshuffled passes in one call: the rows of ``permuted`` are shuffled in
+            # order by the same routine as ``permutation``, so the same draws (tested); a
+            # Python loop of permutations cost 0.14 s a round at 700 clients of 2 examples
+            order = rng.permuted(np.tile(np.arange(n), (passes, 1)), axis=1).reshape(-1)[:need]
             rows.append(idx[order])
             masks.append(np.ones(need, np.float32))
         else:

@@ -239,3 +239,18 @@ def test_plain_mlps_train_by_batched_matmuls_bit_for_bit_as_vmap(data, hidden, c
     # a CNN, or a parameter set that is not the model's own, goes to vmap
     assert training._stacked_mlp_forward(small_cnn((1, 8, 8), (4, 8), 10), []) is None
     assert training._stacked_mlp_forward(model, [k for k in start if k.endswith("weight")]) is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 300])
+def test_reshuffled_passes_are_the_draws_of_successive_permutations(n):
+    """plan_batches draws a client's passes with one ``Generator.permuted`` call; it must give
+    the draws (and leave the generator in the state) of one ``permutation`` per pass, as the
+    batch plans were first written, so a numpy that changed this would be caught here."""
+    work = LocalWork(batch_size=16, lr=0.1, steps=5)
+    idx = np.arange(100, 100 + n)
+    plan = plan_batches([idx], work, [np.random.default_rng(n)])
+    rng = np.random.default_rng(n)
+    need = 5 * 16
+    passes = -(-need // n)
+    expected = idx[np.concatenate([rng.permutation(n) for _ in range(passes)])[:need]]
+    assert plan.index.reshape(-1).tolist() == expected.tolist()
