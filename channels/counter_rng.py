@@ -8,6 +8,7 @@ block, so we hash the key with SplitMix64 (Steele et al., 2014), fully vectorise
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import numpy as np
@@ -45,10 +46,14 @@ def _splitmix64_int(x: int) -> int:
     return z ^ (z >> 31)
 
 
+@functools.lru_cache(maxsize=256)
+def _stream_key(seed: int, stream: int) -> int:
+    """The first two hash rounds, which only the (seed, stream) pair enters."""
+    return _splitmix64_int(_splitmix64_int(seed % 2**64) ^ (stream % 2**64))
+
+
 def _uniform01_scalar(seed: int, stream: int, link: int, block: int, component: int) -> float:
-    h = _splitmix64_int(seed % 2**64)
-    h = _splitmix64_int(h ^ (stream % 2**64))
-    h = _splitmix64_int(h ^ (link & _MASK))
+    h = _splitmix64_int(_stream_key(seed, stream) ^ (link & _MASK))
     h = _splitmix64_int(h ^ (block & _MASK))
     h = _splitmix64_int(h ^ component)
     return ((h >> 11) + 0.5) * (1.0 / 2**53)
@@ -71,6 +76,15 @@ def uniform01(seed: int, stream: int, link_ids: ArrayLike, block: ArrayLike, com
     -------
     u : ndarray [n], float64 in (0, 1)
     """
+    if (
+        type(link_ids) is np.ndarray
+        and link_ids.ndim == 1
+        and link_ids.size <= _SCALAR_PATH_MAX
+        and type(block) is int
+    ):  # the asynchronous engine's per-dispatch draws: no array conversions at all
+        return np.array(
+            [_uniform01_scalar(seed, stream, link, block, component) for link in link_ids.tolist()]
+        )
     ids = np.asarray(link_ids, dtype=np.int64)
     if ids.ndim == 1 and ids.size <= _SCALAR_PATH_MAX:
         block_arr = np.asarray(block, dtype=np.int64)

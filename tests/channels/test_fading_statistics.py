@@ -87,3 +87,5 @@ def test_scalar_path_is_bit_identical_to_the_vectorised_one(seed, stream, links,
     small = uniform01(seed, stream, np.array(links), block, component)
     padded = np.array(links + [0] * (8 - len(links)))
     assert np.array_equal(small, uniform01(seed, stream, padded, block, component)[: len(links)])
+    # a list of ids, or a numpy block index, takes the scalar path's converting entry
+    assert np.array_equal(small, uniform01(seed, stream, links, np.int64(block), component))
