@@ -32,14 +32,20 @@ class FedBuff(Strategy):
     ):
         self.buffer_size, self.server_lr = buffer_size, server_lr
         self.staleness, self.weighting = staleness, weighting
-        self._buffer: list[tuple[float, int, ModelState]] = []  # (s(tau), examples, delta)
+        self._buffer: list[tuple[float, int, ModelState | None]] = []  # (s(tau), examples, delta)
 
     def on_arrival(
         self, *, global_state: ModelState, version: int, update: ClientUpdate, now_s: float
     ) -> ModelState | None:
         if update.start_state is None:
             raise ValueError("FedBuff needs the update's starting model to form its delta")
-        delta = {k: update.start_state[k] - update.state[k] for k in global_state}
+        # an update that is its own starting model (systems-only runs train nothing) moves
+        # nothing: no zero delta is built or summed, which was most of such a run's cost
+        delta = (
+            None
+            if update.state is update.start_state
+            else {k: update.start_state[k] - update.state[k] for k in global_state}
+        )
         self._buffer.append(
             (
                 self.staleness(self.staleness_of(version=version, update=update)),
@@ -54,14 +60,15 @@ class FedBuff(Strategy):
             shares = [n / total for _, n, _ in self._buffer]
         else:
             shares = [1.0 / len(self._buffer)] * len(self._buffer)
-        step = {
-            k: sum(
-                (share * s) * d[k].double()
-                for share, (s, _, d) in zip(shares, self._buffer, strict=True)
-            )
-            for k in global_state
-        }
+        moved = [
+            (share * s, d)
+            for share, (s, _, d) in zip(shares, self._buffer, strict=True)
+            if d is not None
+        ]
         self._buffer.clear()
+        if not moved:  # a new version of the same model
+            return global_state
+        step = {k: sum(weight * d[k].double() for weight, d in moved) for k in global_state}
         return {
             k: (v.double() - self.server_lr * torch.as_tensor(step[k])).to(v.dtype)
             for k, v in global_state.items()

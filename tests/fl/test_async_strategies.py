@@ -76,3 +76,20 @@ def test_fedbuff_example_weighting():
     )
     # deltas 1 and 5 weighted 1/4 and 3/4: step 4 -> w = -4 (the examples-weighted mean model)
     torch.testing.assert_close(new["w"], torch.tensor([-4.0]))
+
+
+def test_fedbuff_skips_updates_that_did_not_move_and_still_publishes_every_k():
+    """An update that is its own starting model (systems-only runs) adds nothing to the step:
+    a buffer of only such updates publishes the same model, one of them among moved updates
+    changes nothing but the weights' normalisation (shares still count every arrival)."""
+    strategy = FedBuff(buffer_size=2, server_lr=1.0, staleness=Staleness("constant"))
+    g = {"w": torch.tensor([1.0, 2.0])}
+    still = ClientUpdate(0, 0, g, 1, start_state=g)
+    assert strategy.on_arrival(global_state=g, version=0, now_s=0.0, update=still) is None
+    assert strategy.on_arrival(global_state=g, version=0, now_s=1.0, update=still) is g
+    # one still update and one with delta [2, 0]: step (0 + [2, 0]) / 2 -> w = [0, 2]
+    strategy.on_arrival(global_state=g, version=1, now_s=2.0, update=still)
+    new = strategy.on_arrival(
+        global_state=g, version=1, now_s=3.0, update=update(1, 1, [-1.0, 2.0], start=[1.0, 2.0])
+    )
+    torch.testing.assert_close(new["w"], torch.tensor([0.0, 2.0]))
