@@ -36,6 +36,7 @@ class SharedUplink:
         self._gamma_hz = np.zeros(num_keys)
         self._rate_bps = np.zeros(num_keys)
         self._count = 0
+        self._unreachable = 0  # transfers in flight with no channel (gamma <= 0)
         self._done: dict[int, simpy.Event] = {}
         self._updated_s = env.now
         self._generation = 0
@@ -55,6 +56,7 @@ class SharedUplink:
         self._slot[key], self._keys[i] = i, key
         self._remaining_bits[i] = float(bits)
         self._gamma_hz[i] = float(gamma_hz)
+        self._unreachable += not gamma_hz > 0
         self._count += 1
         self._done[key] = done
         self._reschedule()
@@ -75,6 +77,7 @@ class SharedUplink:
     def _remove(self, key: int) -> None:
         """Swap the last transfer in flight into ``key``'s slot."""
         i, last = int(self._slot[key]), self._count - 1
+        self._unreachable -= not self._gamma_hz[i] > 0
         if i != last:
             moved = int(self._keys[last])
             self._keys[i], self._slot[moved] = moved, i
@@ -98,18 +101,21 @@ class SharedUplink:
         if m == 0:
             return
         gamma = self._gamma_hz[:m]
-        reachable = gamma > 0
-        sharing = int(reachable.sum())
+        # (counted as transfers come and go, not re-tested: this runs at every start and end)
+        sharing = m - self._unreachable
         if sharing == m:  # one positive share for all: the rate helper's fast path
             rates = shannon_rate_bps(self.band_hz / m, gamma)
         else:  # devices with no channel take no share
+            reachable = gamma > 0
             rates = np.zeros(m)
             if sharing:
                 rates[reachable] = shannon_rate_bps(self.band_hz / sharing, gamma[reachable])
         self._rate_bps[:m] = rates
-        with np.errstate(divide="ignore"):
-            finish_s = np.where(rates > 0, self._remaining_bits[:m] / rates, math.inf)
-        first = float(finish_s.min())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            finish_s = self._remaining_bits[:m] / rates
+            first = float(finish_s.min())
+            if not first > -math.inf:  # nan or -inf: x / 0 where a rate is 0 (never finishes)
+                first = float(np.where(rates > 0, finish_s, math.inf).min())
         if math.isfinite(first):
             generation = self._generation
             timer = self.env.timeout(max(first, 0.0))

@@ -66,6 +66,27 @@ def test_an_interrupted_transfer_gives_its_share_back():
     assert finished[0] == pytest.approx(0.5 + (BITS - 0.5 * R2) / R1, rel=1e-12)
 
 
+def test_a_transfer_with_no_channel_takes_no_share_and_never_finishes():
+    """Key 1 (gamma 0) stays in flight from the start but takes no share: keys 0 and 2 share
+    the band two ways as if it were not there, and key 1 never finishes."""
+    env = simpy.Environment()
+    band = SharedUplink(env, BAND_HZ, 3)
+    finished: dict[int, float] = {}
+
+    def dead(key):
+        yield from band.send(key, BITS, 0.0)
+        finished[key] = env.now
+
+    env.process(_sender(env, band, 0, 0.0, finished))
+    env.process(dead(1))
+    env.process(_sender(env, band, 2, 0.25, finished))
+    env.run()
+    t_a = 0.25 + (BITS - 0.25 * R1) / R2  # as if key 1 were not there
+    assert finished[0] == pytest.approx(t_a, rel=1e-12)
+    assert finished[2] == pytest.approx(t_a + (BITS - R2 * (t_a - 0.25)) / R1, rel=1e-12)
+    assert 1 not in finished and band.active == 1
+
+
 FEDASYNC = {"kind": "fedasync", "alpha": 0.5, "staleness": {"kind": "constant"}}
 
 
