@@ -206,10 +206,13 @@ class LegCosts:
         """``bits / rate`` on an equal slot of ``band_hz`` (one float band, so the Shannon
         helper's fast path); cheaper than :func:`transfer_s` for the per-dispatch path and
         identical for a positive payload."""
-        if np.ndim(bits) == 0 and bits <= 0:
+        if (type(bits) is float or np.ndim(bits) == 0) and bits <= 0:
             return np.zeros(np.shape(gamma_hz))
+        rate = shannon_rate_bps(band_hz, gamma_hz)
+        if rate.all():  # the usual case, without the cost of entering an errstate
+            return bits / rate
         with np.errstate(divide="ignore"):  # gamma 0: rate 0, an infinite transfer
-            return bits / shannon_rate_bps(band_hz, gamma_hz)
+            return bits / rate
 
     def uplink_gamma_hz(self, ids, t_s: float) -> NDArray[np.float64]:
         return self.world.uplink.gamma_from_static_hz(

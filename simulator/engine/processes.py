@@ -161,13 +161,20 @@ class StageTable:
 
     @classmethod
     def of(cls, plan: StagePlan, stats: DeviceStats, steps: dict) -> StageTable:
-        """``steps`` caches each leg's :class:`LegStep` by (name, kind) for the run (the
-        asynchronous engine plans a stage for every dispatch)."""
-        for leg in plan.legs:
-            if (leg.name, leg.kind) not in steps:
-                steps[leg.name, leg.kind] = LegStep.of(leg, stats)
+        """``steps`` caches each leg's :class:`LegStep` by (name, kind) for the run, and the
+        last stage's tuple of them (the asynchronous engine plans a stage for every dispatch,
+        usually from the same legs)."""
+        last = steps.get("last stage")
+        if last is None or last[0] is not plan.legs:
+            for leg in plan.legs:
+                if (leg.name, leg.kind) not in steps:
+                    steps[leg.name, leg.kind] = LegStep.of(leg, stats)
+            last = steps["last stage"] = (
+                plan.legs,
+                tuple(steps[leg.name, leg.kind] for leg in plan.legs),
+            )
         return cls(
-            tuple(steps[leg.name, leg.kind] for leg in plan.legs),
+            last[1],
             plan.duration_s.tolist(),
             plan.active.tolist(),
             plan.bits.tolist(),

@@ -111,11 +111,12 @@ class SharedUplink:
             if sharing:
                 rates[reachable] = shannon_rate_bps(self.band_hz / sharing, gamma[reachable])
         self._rate_bps[:m] = rates
-        with np.errstate(divide="ignore", invalid="ignore"):
-            finish_s = self._remaining_bits[:m] / rates
+        if rates.all():  # the usual case, without the cost of entering an errstate
+            first = float((self._remaining_bits[:m] / rates).min())
+        else:  # a rate of 0 (no channel, or a share too thin to carry a bit): never finishes
+            with np.errstate(divide="ignore", invalid="ignore"):
+                finish_s = np.where(rates > 0, self._remaining_bits[:m] / rates, math.inf)
             first = float(finish_s.min())
-            if not first > -math.inf:  # nan or -inf: x / 0 where a rate is 0 (never finishes)
-                first = float(np.where(rates > 0, finish_s, math.inf).min())
         if math.isfinite(first):
             generation = self._generation
             timer = self.env.timeout(max(first, 0.0))
