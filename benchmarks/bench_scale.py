@@ -8,9 +8,13 @@ Rows:
   every round) at 10k, 100k and 1M devices, each in its own process: the simulation alone
   (build excluded) with ``output.events: none`` and ``all`` (1M with ``all`` only when asked:
   a 40-million-row log), the ratio to the bare timeout, the whole process and its peak memory;
-* start-up: ``wedge run scenarios/quickstart.yaml`` against ``import torch``, whole processes.
+* start-up: ``wedge run scenarios/quickstart.yaml`` against ``import torch``, whole processes;
+* the cvxpy min-max allocator on random cohorts of 100 to 5,000 devices (the tests' law:
+  budget 10 kHz-100 MHz, payloads 10 kbit-10 Mbit, gamma 1e5-1e12 Hz, fixed times 0-2 s):
+  how many it solves within 1e-5 of the exact (Lambert-W) latency without falling back, and
+  its time against the exact solver's.
 
-``--quick`` stops at 100k devices. Medians of 3 where a row is cheap.
+``--quick`` stops at 100k devices and 700-device cohorts. Medians of 3 where a row is cheap.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
 from timing import Table  # noqa: E402
 
 CHILD = """
@@ -82,6 +89,43 @@ def whole_s(argv: list[str], repeats: int = 3) -> float:
     return statistics.median(walls)
 
 
+def random_cohort(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return dict(
+        demand_bits=rng.uniform(1e4, 1e7, n),
+        gamma_hz=10 ** rng.uniform(5, 12, n),
+        fixed_time_s=rng.uniform(0.0, 2.0, n),
+        total_bandwidth_hz=float(rng.uniform(1e4, 1e8)),
+    )
+
+
+def cvxpy_minmax_row(table: Table, n: int, cohorts: int = 3) -> None:
+    """cvxpy against the exact root search on ``cohorts`` random cohorts of ``n`` devices."""
+    from channels.minmax_latency import MinMaxLatency
+
+    accurate, cvx_s, exact_s, notes = 0, [], [], []
+    for seed in range(cohorts):
+        kw = random_cohort(n, seed)
+        exact = MinMaxLatency(solver="bisection").allocate(**kw)
+        got = MinMaxLatency(solver="cvxpy").allocate(**kw)
+        exact_s.append(exact.solve_time_s)
+        cvx_s.append(got.solve_time_s)
+        gap = (got.latency_s - exact.latency_s) / exact.latency_s
+        ok = "->" not in got.status and abs(gap) <= 1e-5
+        accurate += ok
+        if not ok:
+            notes.append(got.status.split(":")[0] if "->" in got.status else f"gap {gap:.1e}")
+    table.row(
+        f"cvxpy min-max, {cohorts} random cohorts of {n:,} devices",
+        f"{accurate}/{cohorts} within 1e-5 without fallback"
+        + (f" ({', '.join(notes)})" if notes else "")
+        + f"; cvxpy {statistics.median(cvx_s):.2f} s, exact {statistics.median(exact_s) * 1e3:.1f}"
+        " ms (medians, fallbacks included)",
+        "all, no fallback",
+        accurate == cohorts,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="stop at 100k devices")
@@ -112,6 +156,8 @@ def main() -> None:
     table.row("start-up: wedge run quickstart / import torch (whole processes)",
               f"{quick_s:.2f} s / {torch_s:.2f} s = {quick_s / torch_s:.2f}x", "<= 1.5x",
               quick_s / torch_s <= 1.5)  # fmt: skip
+    for n in [100, 700] if args.quick else [100, 700, 2_000, 5_000]:
+        cvxpy_minmax_row(table, n)
     table.print()
 
 

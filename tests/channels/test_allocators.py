@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from channels.allocation import EqualShare, ProportionalToDemand, predicted_latency_s
@@ -231,15 +231,27 @@ def test_a_split_worse_than_the_solver_claims_falls_back(monkeypatch):
     np.testing.assert_array_equal(got.bandwidth_hz, exact.bandwidth_hz)
 
 
+# Clarabel stops at "optimal" here with a split 1.2e-4 slower than the optimum (found by
+# hypothesis): the certificate against the exact root search must catch it.
+SUBOPTIMAL_OPTIMAL = (
+    np.array([1e4, 1e4, 1e4, 8048097.0, 1e4, 1e4, 1e4, 1e4]),
+    np.array([1e5, 1e5, 6.65732435e9, 7.28548e5, 1e5, 1e5, 1e5, 1e5]),
+    np.zeros(8),
+    583093.0,
+)
+
+
 @CVXPY_EXAMPLES
 @given(inst=instances(max_devices=12))
+@example(inst=SUBOPTIMAL_OPTIMAL)
 def test_cvxpy_allocator_reaches_the_exact_optimum_on_every_instance(inst):
     """No instance is assumed away: where Clarabel fails or is inaccurate, the allocator's
-    checks fall back to the exact split, so the allocation is always optimal."""
+    checks fall back to the exact split, so the allocation is always optimal (within the
+    certificate's 1e-5)."""
     demand, gamma, fixed, budget = inst
     kw = dict(demand_bits=demand, gamma_hz=gamma, fixed_time_s=fixed, total_bandwidth_hz=budget)
     got = MinMaxLatency(solver="cvxpy").allocate(**kw)
     exact = MinMaxLatency(solver="bisection").allocate(**kw)
-    assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-4)
+    assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-5)
     assert got.latency_s >= exact.latency_s * (1 - 1e-9)
     assert got.bandwidth_hz.sum() <= budget * (1 + 1e-9)
