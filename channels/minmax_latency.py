@@ -342,6 +342,7 @@ class MinMaxLatency:
         n = demand.size
         bw = np.zeros(n)
         status_prefix = ""
+        exact: MinMaxSolution | None = None  # the root search's answer, when cvxpy is checked
         # 1. Devices that cannot upload at all get nothing; the rest share the band.
         unreachable = _split_unreachable(demand, gamma)
         active = (demand > 0) & ~unreachable
@@ -378,7 +379,8 @@ class MinMaxLatency:
         #    optimum, no solver) and say so in the status.
         status = status_prefix + sol.status
         if sol.status.startswith("solver_failed"):
-            sol = minmax_latency_bisection(demand[active], gamma[active], fixed_s[active], budget)
+            assert exact is not None, "only a cvxpy solve fails"
+            sol = exact
             status += " -> bisection"
         bw[active] = sol.bandwidth_mhz
         bw_hz = bw * MEGA

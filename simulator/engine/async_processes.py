@@ -43,10 +43,6 @@ from simulator.engine.processes import (
 from simulator.engine.recorder import SERVER
 from simulator.engine.shared_uplink import SharedUplink
 
-# Up to this many idle devices, finding the online ones walks the idle set (Python); beyond,
-# one vector scan over every device is cheaper.
-_IDLE_SCAN_MIN = 256
-
 
 @dataclass(frozen=True)
 class AsyncJob:
@@ -125,10 +121,8 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     slots = min(sim.concurrency or n, n)
     arrivals = simpy.Store(env)
     jobs_done = np.zeros(n, dtype=np.int64)  # per-device job counter (training stream key)
-    busy = np.zeros(n, dtype=bool)  # dispatched and not yet handled by the server
-    # the same as counts and a set, kept alongside: with every device training at once, a
-    # dispatch refills a few slots, and scanning 10^4 flags for them would dominate its cost
-    n_busy = 0
+    # devices not dispatched, or handled by the server since: with every device training at
+    # once a dispatch refills a few slots, which scanning 10^4 busy flags would dominate
     idle = set(range(n))
     costs = ctx.costs
     dispatches = 0
@@ -136,11 +130,10 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     last_publish_s = 0.0
 
     def idle_online() -> np.ndarray:
-        """Sorted ids of online devices not dispatched (the set while small, else a scan)."""
-        if len(idle) <= _IDLE_SCAN_MIN:
-            online = ctx.online
-            return np.array(sorted(d for d in idle if online[d]), dtype=np.int64)
-        return np.flatnonzero(ctx.online & ~busy)
+        """Sorted ids of the idle devices that are online."""
+        ids = np.fromiter(idle, dtype=np.int64, count=len(idle))
+        ids.sort()
+        return ids[ctx.online[ids]]
 
     def start_state(dev: int):
         if world.scenario.systems_only:
@@ -148,8 +141,8 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         return world.strategy.dispatch_state(device_id=dev, global_state=world.global_state)
 
     def dispatch() -> None:
-        nonlocal dispatches, n_busy
-        free = slots - n_busy
+        nonlocal dispatches
+        free = slots - (n - len(idle))
         if free <= 0:
             return
         candidates = idle_online()
@@ -158,9 +151,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         if candidates.size > free:
             rng = world.streams.numpy("dispatch", dispatches)
             candidates = np.sort(rng.choice(candidates, size=free, replace=False))
-        busy[candidates] = True
         idle.difference_update(candidates.tolist())
-        n_busy += candidates.size
         dispatches += 1
         protocol = world.strategy.round_protocol(global_state=world.global_state, cohort=candidates)
         plan = plan_stage(
@@ -190,7 +181,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         if sim.max_time_s is not None and env.now >= sim.max_time_s:
             ctx.status = "time_limit"
             return
-        if not busy.any():
+        if len(idle) == n:  # nobody dispatched
             rec.event(env.now, "no_device_online", SERVER)
             if nobody_ever_again(ctx, env.now):
                 return
@@ -211,10 +202,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         batch = [first, *arrivals.items]
         arrivals.items.clear()
         batch.sort(key=lambda a: a.job.device_id)
-        freed = [a.job.device_id for a in batch]
-        busy[freed] = False
-        idle.update(freed)
-        n_busy -= len(freed)
+        idle.update(a.job.device_id for a in batch)
         _learn(ctx, batch)
         compute_j, tx_j = energy_j(
             world,

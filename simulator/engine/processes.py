@@ -267,8 +267,9 @@ def device_mobility(env: simpy.Environment, ctx: RunContext, model, step_s: floa
         handed = ctx.costs.refresh_positions()
         if handed.size:
             handovers(env, ctx, handed)
-        mean_m = float(world.population.distance_m.mean())
-        ctx.recorder.event(env.now, "positions", SERVER, duration_s=mean_m, detail="mean distance")
+        ctx.recorder.event(
+            env.now, "positions", SERVER, duration_s=ctx.mean_distance_m(), detail="mean distance"
+        )
 
 
 def handovers(env: simpy.Environment, ctx: RunContext, devices: np.ndarray) -> None:
@@ -583,7 +584,7 @@ def sync_server(env: simpy.Environment, ctx: RunContext):
             t_max_s=first.t_max_s,
             kkt_residual=max(first.certificate.values()) if first.certificate else math.nan,
             bits_d2d=int(account.bits["d2d"]),
-            mean_distance_m=float(world.population.distance_m.mean()),
+            mean_distance_m=ctx.mean_distance_m(),
             jain_fairness=ctx.ledger.jain_fairness(),
             **breakdown,
             **world.strategy.round_metrics(),
