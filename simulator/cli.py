@@ -498,18 +498,18 @@ def console_main() -> None:
         sys.exit(code)
     import atexit
 
+    _flush_streams()
+    atexit._run_exitfuncs()
+    _flush_streams()  # whatever the handlers printed
+    os._exit(code)
+
+
+def _flush_streams() -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except OSError:  # a closed pipe (``wedge run ... | head``): nothing left to say
         pass
-    atexit._run_exitfuncs()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:
-        pass
-    os._exit(code)
 
 
 if __name__ == "__main__":
