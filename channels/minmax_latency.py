@@ -59,7 +59,7 @@ def _bandwidth_slope(t_s, bandwidth, demand, gamma, fixed_s, rate_model: RateMod
     ``r'(b) = log2(1 + x) - x / ((1 + x) ln 2)`` with ``x = gamma / b`` (Shannon; ``se`` for a
     linear rate), so ``b' = R' / r'(b)``. 0 for devices with nothing to send."""
     slack = t_s - fixed_s
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf: no Newton step
         rate_slope = -(demand / slack) / slack
         if rate_model == "fixed_se":
             marginal = gamma
@@ -92,9 +92,11 @@ def _solve_latency(demand, gamma, fixed_s, budget, rate_model: RateModel) -> flo
         total = float(bw.sum())
         if not math.isfinite(total):  # below the floor: some device cannot make it at all
             return -inv_budget, math.nan
+        if total <= 0.0:  # every bandwidth underflowed (T astronomically long): feasible
+            return math.inf, math.nan
         slope = float(_bandwidth_slope(t_s, bw, demand, gamma, fixed_s, rate_model).sum())
         # h' = -S' / S^2 (S' < 0: h rises)
-        return 1.0 / total - inv_budget, -slope / (total * total)
+        return 1.0 / total - inv_budget, -(slope / total) / total  # (total**2 can underflow)
 
     # Lower end: latency with unlimited bandwidth (rate saturates at gamma/ln2 for Shannon).
     uploads = demand > 0
@@ -121,7 +123,8 @@ def _solve_latency(demand, gamma, fixed_s, budget, rate_model: RateModel) -> flo
             lo, lo_value = t_s, value
         if value == 0 or hi - lo <= 4.0 * np.spacing(hi):
             return hi
-        newton = t_s - value / slope if slope > 0 else math.nan
+        # (a slope that overflowed says nothing: the chord or a halving steps instead)
+        newton = t_s - value / slope if 0.0 < slope < math.inf else math.nan
         if abs(newton - t_s) <= _CONVERGED * t_s:
             # Converged: the root is within rounding of t_s (the bandwidths of devices near
             # their rate ceiling are ill-conditioned, so the sum's sign flickers there). Return

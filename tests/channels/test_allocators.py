@@ -255,3 +255,40 @@ def test_cvxpy_allocator_reaches_the_exact_optimum_on_every_instance(inst):
     assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-5)
     assert got.latency_s >= exact.latency_s * (1 - 1e-9)
     assert got.bandwidth_hz.sum() <= budget * (1 + 1e-9)
+
+
+def _plain_bisection_s(demand, gamma, fixed, budget):
+    """The reference: halve [max fixed, equal-share latency] until no float lies between."""
+    from channels.minmax_latency import _bandwidth_at_latency
+
+    lo, hi = float(fixed.max()), 1.0
+    while _bandwidth_at_latency(hi, demand, gamma, fixed, "shannon").sum() > budget:
+        hi *= 2.0 if hi > 0 else 1.0
+    while True:
+        mid = 0.5 * (lo + hi)
+        if not lo < mid < hi:
+            return hi
+        if _bandwidth_at_latency(mid, demand, gamma, fixed, "shannon").sum() > budget:
+            lo = mid
+        else:
+            hi = mid
+
+
+@pytest.mark.parametrize(
+    ("demand", "gamma", "fixed", "budget"),
+    [
+        # magnitudes where d b / d T overflows a float: Newton must not stop on a slope of inf
+        (
+            [6.084123840037357e-163, 9.889771064131179e-85],
+            [3.29842407278661e257, 4.044839396425836e190],
+            [0.0, 0.0],
+            1.1792179735190757e155,
+        ),
+        # a cohort whose optimum sits next to the floor of its slowest device
+        ([1.0, 2.0, 8.0], [1.0, 50.0, 12.0], [0.0, 0.5, 0.1], 3.0),
+    ],
+)
+def test_the_root_search_lands_on_plain_bisections_answer(demand, gamma, fixed, budget):
+    demand, gamma, fixed = (np.array(v, dtype=float) for v in (demand, gamma, fixed))
+    got = minmax_latency_bisection(demand, gamma, fixed, budget).latency_s
+    assert got == pytest.approx(_plain_bisection_s(demand, gamma, fixed, budget), rel=1e-9, abs=0)
