@@ -76,21 +76,13 @@ def uniform01(seed: int, stream: int, link_ids: ArrayLike, block: ArrayLike, com
     -------
     u : ndarray [n], float64 in (0, 1)
     """
-    if (
-        type(link_ids) is np.ndarray
-        and link_ids.ndim == 1
-        and link_ids.size <= _SCALAR_PATH_MAX
-        and type(block) is int
-    ):  # the asynchronous engine's per-dispatch draws: no array conversions at all
-        return np.array(
-            [_uniform01_scalar(seed, stream, link, block, component) for link in link_ids.tolist()]
-        )
     ids = np.asarray(link_ids, dtype=np.int64)
     if ids.ndim == 1 and ids.size <= _SCALAR_PATH_MAX:
-        block_arr = np.asarray(block, dtype=np.int64)
-        block_list: list[int] = (
-            [int(block_arr)] * ids.size if block_arr.ndim == 0 else block_arr.tolist()
-        )
+        if type(block) is int:  # one block for all (every asynchronous dispatch): no conversion
+            block_list = [block] * ids.size
+        else:
+            block_arr = np.asarray(block, dtype=np.int64)
+            block_list = [int(block_arr)] * ids.size if block_arr.ndim == 0 else block_arr.tolist()
         return np.array(
             [
                 _uniform01_scalar(seed, stream, link, b, component)

@@ -25,8 +25,8 @@ def lambert_w_m1(x: ArrayLike) -> NDArray[np.float64]:
 
     Start: near the branch point the series in ``p = -sqrt(2 (e x + 1))`` (Corless et al.,
     1996, eq. 4.22), ``w = -1 + p - p^2/3 + 11 p^3 / 72``; elsewhere the asymptotic
-    ``L1 - L2 + L2 / L1`` with ``L1 = ln(-x)``, ``L2 = ln(-L1)``. Then Halley's iteration on
-    ``f(w) = w e^w - x``, stopped per element once a step no longer changes it.
+    ``L1 - L2 + L2 / L1`` with ``L1 = ln(-x)``, ``L2 = ln(-L1)``. Then a fixed number of
+    Halley steps on ``f(w) = w e^w - x`` (a convergence test per step cost more than it saved).
     """
     x = np.asarray(x, dtype=float)
     out = np.full(x.shape, np.nan)
