@@ -79,10 +79,11 @@ def uniform01(seed: int, stream: int, link_ids: ArrayLike, block: ArrayLike, com
     ids = np.asarray(link_ids, dtype=np.int64)
     if ids.ndim == 1 and ids.size <= _SCALAR_PATH_MAX:
         if type(block) is int:  # one block for all (every asynchronous dispatch): no conversion
-            block_list = [block] * ids.size
-        else:
-            block_arr = np.asarray(block, dtype=np.int64)
-            block_list = [int(block_arr)] * ids.size if block_arr.ndim == 0 else block_arr.tolist()
+            return np.array(
+                [_uniform01_scalar(seed, stream, link, block, component) for link in ids.tolist()]
+            )
+        block_arr = np.asarray(block, dtype=np.int64)
+        block_list = [int(block_arr)] * ids.size if block_arr.ndim == 0 else block_arr.tolist()
         return np.array(
             [
                 _uniform01_scalar(seed, stream, link, b, component)
