@@ -9,7 +9,7 @@ import numpy as np
 from channels.joint_pruning import JointInstance, bandwidth_for_kept_fraction, latency_s
 
 
-def _draw_devices(m: int, rng: np.random.Generator):
+def draw_standard_devices(m: int, rng: np.random.Generator):
     """(fixed_s, prunable_s, payload_bits, gamma_hz) [m] of the standard setup (notes, 9)."""
     d_km = np.sqrt(rng.uniform(0.05**2, 0.5**2, m))
     loss_db = 128.1 + 37.6 * np.log10(d_km)
@@ -29,7 +29,7 @@ def physical_instance(
     a 0.5 Mbit global part; ``T_max`` is ``deadline_ratio`` x the *slowest* device's unpruned
     equal-share round. With many devices that leaves most of them slack (few prune).
     Used by the tests and the benchmark."""
-    fixed, prunable, payload, gamma = _draw_devices(n, np.random.default_rng(seed))
+    fixed, prunable, payload, gamma = draw_standard_devices(n, np.random.default_rng(seed))
     probe = JointInstance(fixed, prunable, payload, gamma, np.ones(n), budget_hz, 1.0, rho_max)
     unpruned = latency_s(probe, np.zeros(n), np.full(n, budget_hz / n)).max()
     weights = np.ones(n) / n
@@ -48,7 +48,7 @@ def pruning_active_instance(
     allocator's drop mode would leave it out. Raises ValueError when 2n + 10 draws do not give
     n such devices."""
     m = 2 * n + 10
-    fixed, prunable, payload, gamma = _draw_devices(m, np.random.default_rng(seed))
+    fixed, prunable, payload, gamma = draw_standard_devices(m, np.random.default_rng(seed))
     probe = JointInstance(fixed, prunable, payload, gamma, np.ones(m), budget_hz, 1.0, rho_max)
     t_max = deadline_ratio * float(np.median(latency_s(probe, np.zeros(m), budget_hz / n)[:n]))
     probe = JointInstance(fixed, prunable, payload, gamma, np.ones(m), budget_hz, t_max, rho_max)

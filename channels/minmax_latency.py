@@ -38,6 +38,26 @@ from channels.rate_inverse import bandwidth_for_rate
 MEGA = 1e6
 # A cvxpy split more than this much slower than the exact optimum counts as a failed solve.
 CERTIFY_REL = 1e-5
+# Up to this many devices the cvxpy problem is compiled once with Parameters (DPP) and
+# re-solved; beyond, compiling the parameter map costs more than canonicalising every solve.
+DPP_MAX_DEVICES = 200
+# Scalings of the cvxpy problem, tried in turn: (bandwidth unit of each device, exponent of its
+# cone scale, Clarabel options); see MinMaxLatencyProblem. On random, physical and shipped
+# cohorts of 100 to 5,000 devices each converges on most cohorts, but which one fails varies
+# from cohort to cohort (benchmarks/bench_scale.py), so a failed or uncertified solve is
+# retried with the next. A static regularisation of 1e-12 (Clarabel's default: 1e-8)
+# converged more often.
+_TIGHT = {"static_regularization_constant": 1e-12}
+CONE_SCALINGS: tuple[tuple[Literal["equal_share", "equal_latency"], float, dict], ...] = (
+    ("equal_share", 0.8, _TIGHT),
+    ("equal_latency", 1.0, _TIGHT),
+    ("equal_share", 1.0, _TIGHT),
+    ("equal_latency", 0.8, _TIGHT),
+    ("equal_share", 0.65, _TIGHT),
+    ("equal_latency", 0.65, _TIGHT),
+    ("equal_share", 0.5, _TIGHT),
+    ("equal_share", 0.0, _TIGHT),
+)
 RateModel = Literal["shannon", "fixed_se"]
 
 
@@ -209,20 +229,30 @@ def minmax_latency_fixed_se(demand_bits, se_bps_per_hz, fixed_time_s, budget_hz)
 class MinMaxLatencyProblem:
     """The cvxpy problem for one cohort size, built once and re-solved with new Parameters.
 
-    Solved in normalised units so every number is O(1) whatever the instance: bandwidth as a
-    fraction of the budget (``beta_k = b_k / B``) and time in units of the equal-share latency
-    ``T_ref``. With ``gamma' = gamma / B`` the rate is ``B * beta log2(1 + gamma'/beta)``, so
-    the constraint becomes ``c_k/T_ref + (S_k / (B T_ref)) u_k <= T'`` with
-    ``u_k >= 1 / (beta_k log2(1 + gamma'_k / beta_k))`` and ``sum_k beta_k <= 1``.
+    Normalised units, so the numbers stay O(1) whatever the cohort. Device k's bandwidth is
+    ``x_k`` units ``a_k`` (an equal share ``B / n`` for ``"equal_share"``; for
+    ``"equal_latency"`` the bandwidth it needs to finish by the equal-share latency, so a
+    device with seconds of slack is not resolved at 1e-6 of an equal share; normalising by B
+    instead made the shares vanish as n grows, and Clarabel failed on most cohorts from 700
+    devices). Time is in units of the equal-share latency ``T_ref``, and each rate is relative
+    to its value at one unit (``z_k = r_k(x_k a_k) / r_k(a_k)``). With ``u_k`` the upload time
+    at one unit and ``c_k`` the fixed time, both over ``T_ref``::
 
-    Accuracy envelope: on small cohorts the latency matches the exact solution to ~1e-6
-    relative, but Clarabel can also stop at "optimal" 1e-5 to 1e-3 above it (measured on
-    random cohorts of 100 devices whose SNRs span 70 dB) and fails outright on most cohorts of
-    700 and more (``benchmarks/bench_scale.py``); :class:`MinMaxLatency` certifies every answer
-    against the exact root search. The bandwidth split is only well determined where bandwidth
-    buys rate; when ``gamma_k << B`` the rate saturates at ``gamma_k / ln 2``, the objective is
-    flat in ``b_k`` and any solver's split can differ from the exact one without changing the
-    latency.
+        minimise T'  subject to  c_k + u_k w_k <= T',  w_k >= 1 / z_k,  sum_k a_k x_k <= B,
+                                 r_k(a_k) z_k <= a_k x_k log2(1 + q_k / x_k)
+
+    where ``q_k = gamma_k / a_k`` is the SNR at one unit. The exponential cone of the last
+    line is scaled per device by ``s_k = max(1, q_k)^exponent`` (the cone is homogeneous, so
+    any ``s_k > 0`` gives the same set). Which units and scaling let Clarabel converge varies
+    from cohort to cohort (measured on cohorts of 100 to 5,000 devices whose SNRs span 70-90
+    dB), so :class:`MinMaxLatency` retries a failed or uncertified solve with the next of
+    ``CONE_SCALINGS``.
+
+    Accuracy envelope: where a device's rate saturates (``q_k << x_k``: it would need the whole
+    band to gain a little), its rate depends on its bandwidth only at second order inside the
+    cone, so its latency is resolved to about the cone's precision over that SNR (random
+    cohorts: within 1e-5 of the exact optimum, but not much better). :class:`MinMaxLatency`
+    certifies every answer against the exact root search.
     """
 
     def __init__(self, n: int, rate_model: RateModel = "shannon"):
@@ -231,76 +261,98 @@ class MinMaxLatencyProblem:
         self.cp = cp
         self.n = n
         self.rate_model = rate_model
-        self.share = cp.Variable(n, nonneg=True)  # beta_k = b_k / B
+        self.share = cp.Variable(n, nonneg=True)  # x_k = b_k / a_k
         self.latency = cp.Variable()  # T / T_ref
-        # gamma_k / B (Shannon) or the spectral efficiency se_k in bit/s/Hz (fixed_se)
-        self.channel = cp.Parameter(n, nonneg=True)
-        self.demand = cp.Parameter(n, nonneg=True)  # S_k / (B T_ref)
+        self.relative_rate = cp.Variable(n, nonneg=True)  # z_k = r_k(x_k a_k) / r_k(a_k)
+        self.inverse_rate = cp.Variable(n, nonneg=True)  # w_k >= 1 / z_k
+        self.unit = cp.Parameter(n, nonneg=True)  # a_k / B
+        self.upload = cp.Parameter(n, nonneg=True)  # u_k: upload time at one unit / T_ref
         self.fixed = cp.Parameter(n)  # c_k / T_ref
-        beta = self.share
+        x, z = self.share, self.relative_rate
         if rate_model == "shannon":
-            rate = -cp.rel_entr(beta, beta + self.channel) / np.log(2.0)  # concave
-        else:
-            rate = cp.multiply(self.channel, beta)
-        # u_k >= 1 / r_k (epigraph of inv_pos of a concave rate): keeps the problem DPP, since a
-        # Parameter may multiply a parameter-free expression only.
-        self.inverse_rate = cp.Variable(n, nonneg=True)
+            self.inv_scale = cp.Parameter(n, nonneg=True)  # 1 / s_k
+            self.snr_scaled = cp.Parameter(n, nonneg=True)  # q_k / s_k
+            self.rate_unit = cp.Parameter(n, nonneg=True)  # r_k(a_k) / (a_k s_k)
+            scaled = cp.multiply(self.inv_scale, x)
+            rate = -cp.rel_entr(scaled, scaled + self.snr_scaled) / np.log(2.0)  # r_k / (a_k s_k)
+            rate_constraint = cp.multiply(self.rate_unit, z) <= rate
+        else:  # a linear rate se_k b_k is x_k times its value at one unit
+            rate_constraint = z <= x
         constraints = [
-            self.inverse_rate >= cp.inv_pos(rate),
-            self.fixed + cp.multiply(self.demand, self.inverse_rate) <= self.latency,
-            cp.sum(beta) <= 1.0,
+            rate_constraint,
+            # w_k >= 1 / z_k (epigraph of inv_pos of a concave rate): keeps the problem DPP,
+            # since a Parameter may multiply a parameter-free expression only
+            self.inverse_rate >= cp.inv_pos(z),
+            self.fixed + cp.multiply(self.upload, self.inverse_rate) <= self.latency,
+            self.unit @ x <= 1.0,
         ]
         self.problem = cp.Problem(cp.Minimize(self.latency), constraints)
         assert self.problem.is_dcp() and self.problem.is_dpp()
 
-    def solve(self, demand_mbit, gamma, fixed_time_s, budget_mhz, solver: str = "CLARABEL"):
+    def solve(
+        self,
+        demand_mbit,
+        gamma,
+        fixed_time_s,
+        budget_mhz,
+        solver: str = "CLARABEL",
+        scaling: int = 0,
+    ):
         """Solve in scaled units (Mbit, MHz or bit/s/Hz, s, MHz); returns :class:`MinMaxSolution`.
 
-        A solver error or a non-optimal status comes back in ``status``, never as an exception.
+        ``scaling`` indexes ``CONE_SCALINGS``: each device's bandwidth unit and cone scale
+        (class docstring) and the options given to Clarabel. A solver error or a non-optimal
+        status comes back in ``status``, never as an exception.
         """
+        units, cone_exponent, clarabel_options = CONE_SCALINGS[scaling]
         demand = np.asarray(demand_mbit, dtype=float)
         channel = np.asarray(gamma, dtype=float)
         fixed_s = np.asarray(fixed_time_s, dtype=float)
         budget = float(budget_mhz)
         share = np.full(self.n, budget / self.n)
         rate = shannon_rate_bps(share, channel) if self.rate_model == "shannon" else channel * share
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             t_ref = float(np.max(fixed_s + np.where(demand > 0, demand / rate, 0.0)))
         if not np.isfinite(t_ref) or t_ref <= 0:
             t_ref = 1.0
         self.t_ref = t_ref  # the time unit of this solve (s): the equal-share latency
-        self.channel.value = channel / budget if self.rate_model == "shannon" else channel
-        self.demand.value = demand / (budget * t_ref)
+        unit = share
+        if units == "equal_latency":
+            needed = _bandwidth_at_latency(t_ref, demand, channel, fixed_s, self.rate_model)
+            unit = np.where(np.isfinite(needed) & (needed > 0), needed, share)
+        if self.rate_model == "shannon":
+            snr = channel / unit
+            unit_rate = shannon_rate_bps(np.ones(self.n), snr)  # r_k(a_k) / a_k, bit/s/Hz
+            scale = np.maximum(1.0, snr) ** cone_exponent
+            self.inv_scale.value = 1.0 / scale
+            self.snr_scaled.value = snr / scale
+            self.rate_unit.value = unit_rate / scale
+        else:
+            unit_rate = channel
+        with np.errstate(divide="ignore", invalid="ignore"):
+            upload_s = np.where(demand > 0, demand / (unit * unit_rate), 0.0)
+        self.unit.value = unit / budget
+        self.upload.value = np.where(np.isfinite(upload_s), upload_s, 0.0) / t_ref
         self.fixed.value = fixed_s / t_ref
         try:
             # warm_start=False: a reused Clarabel solver object makes the answer depend on the
             # previously solved rounds (measured on the joint problem, channels.joint_pruning)
-            self.problem.solve(solver=solver, warm_start=False)
+            self.problem.solve(
+                solver=solver,
+                warm_start=False,
+                ignore_dpp=self.n > DPP_MAX_DEVICES,
+                **(clarabel_options if solver == "CLARABEL" else {}),
+            )
         except self.cp.error.SolverError as exc:
-            failed = f"solver_failed: {exc}".strip()
-        else:
-            failed = ""
-        solved = ("optimal", "optimal_inaccurate")
-        if solver == "CLARABEL" and (failed or self.problem.status not in solved):
-            # Clarabel's 10 equilibration passes left a quickstart round whose SNRs span six
-            # decades (-14 to +43 dB at the full band) unsolved; 50 passes solve it. Only a
-            # retry: on rounds that solve, more passes can turn "optimal" into "inaccurate".
-            try:
-                self.problem.solve(solver=solver, warm_start=False, equilibrate_max_iter=50)
-                failed = ""
-            except self.cp.error.SolverError as exc:
-                failed = failed or f"solver_failed: {exc}".strip()
-        if failed:
-            return MinMaxSolution(np.zeros(self.n), np.inf, failed)
+            return MinMaxSolution(np.zeros(self.n), np.inf, f"solver_failed: {exc}".strip())
         status = self.problem.status
         if status not in ("optimal", "optimal_inaccurate") or self.share.value is None:
             return MinMaxSolution(np.zeros(self.n), np.inf, f"solver_failed: {status}")
-        beta = np.maximum(self.share.value, 0.0)
-        beta /= max(beta.sum(), 1.0)  # interior-point slack can overshoot by ~1e-9 relative
-        bandwidth = beta * budget
+        bandwidth = np.maximum(self.share.value, 0.0) * unit
+        bandwidth *= budget / max(bandwidth.sum(), budget)  # interior-point slack: ~1e-9 over
         # Report what the split really achieves under the exact rate, not the solver's latency
-        # variable: near rate saturation the latter carries ~1e-4 slack while the split is
-        # within ~1e-6 of optimal. A split much worse than claimed means the solve went wrong.
+        # variable: near rate saturation the latter carries slack while the split is right.
+        # A split much worse than claimed means the solve went wrong.
         rate = (
             shannon_rate_bps(bandwidth, channel)
             if self.rate_model == "shannon"
@@ -323,10 +375,11 @@ class MinMaxLatency:
     """Allocator: minimise the slowest device's round latency.
 
     ``solver="cvxpy"`` solves the convex program (cached per cohort size); ``"bisection"`` uses
-    the exact Lambert-W root search. If the solver fails (Clarabel can, on instances whose
-    payloads differ by ~1000x), or its split is more than ``CERTIFY_REL`` slower than the exact
-    optimum, the round uses the exact result and says so in ``Allocation.status``; devices
-    with no usable channel get no bandwidth and are named in the status.
+    the exact Lambert-W root search. A cvxpy split more than ``CERTIFY_REL`` slower than the
+    exact optimum, or a failed solve, is retried with the next of ``CONE_SCALINGS`` (the
+    status names the scaling that took, when not the first); if none gives a certified split,
+    the round uses the exact result and says so in ``Allocation.status``. Devices with no
+    usable channel get no bandwidth and are named in the status.
     """
 
     solver: Literal["cvxpy", "bisection"] = "cvxpy"
@@ -335,6 +388,43 @@ class MinMaxLatency:
 
     def __post_init__(self):
         self._problems: dict[int, MinMaxLatencyProblem] = {}
+
+    def _solve_certified(self, demand, gamma, fixed_s, budget):
+        """cvxpy's split, certified against the exact root search; each failed or uncertified
+        solve is retried with the next of ``CONE_SCALINGS``. Returns (solution, exact)."""
+        k = demand.size
+        if k not in self._problems:
+            self._problems[k] = MinMaxLatencyProblem(k)
+        exact = minmax_latency_bisection(demand, gamma, fixed_s, budget)
+        first_failure = ""
+        for attempt in range(1, len(CONE_SCALINGS) + 1):
+            sol = self._problems[k].solve(
+                demand, gamma, fixed_s, budget, self.cvxpy_solver, scaling=attempt - 1
+            )
+            if not sol.status.startswith("solver_failed") and sol.latency_s > exact.latency_s * (
+                1.0 + CERTIFY_REL
+            ):
+                # Clarabel can stop at "optimal" with a split 1e-5..1e-3 slower than the
+                # optimum (random cohorts of 100 devices): certified against the exact root
+                # search, a few ms, such a split is a failed solve, not the round's answer
+                gap = sol.latency_s / exact.latency_s - 1.0
+                sol = MinMaxSolution(
+                    sol.bandwidth_mhz,
+                    sol.latency_s,
+                    f"solver_failed: split achieves {sol.latency_s:.6g} s, {gap:.1e} above the"
+                    f" exact optimum {exact.latency_s:.6g} s",
+                )
+            if not sol.status.startswith("solver_failed"):
+                if attempt > 1:  # say which scaling it took
+                    sol = MinMaxSolution(
+                        sol.bandwidth_mhz,
+                        sol.latency_s,
+                        f"{sol.status} (cone scaling {attempt} of {len(CONE_SCALINGS)})",
+                    )
+                return sol, exact
+            first_failure = first_failure or sol.status
+        tried = f"; all {len(CONE_SCALINGS)} cone scalings failed"
+        return MinMaxSolution(sol.bandwidth_mhz, sol.latency_s, first_failure + tried), exact
 
     def allocate(self, *, demand_bits, gamma_hz, fixed_time_s, total_bandwidth_hz):
         started = time.perf_counter()
@@ -358,26 +448,9 @@ class MinMaxLatency:
         elif self.solver == "bisection":
             sol = minmax_latency_bisection(demand[active], gamma[active], fixed_s[active], budget)
         else:
-            k = int(active.sum())
-            if k not in self._problems:
-                self._problems[k] = MinMaxLatencyProblem(k)
-            sol = self._problems[k].solve(
-                demand[active], gamma[active], fixed_s[active], budget, self.cvxpy_solver
+            sol, exact = self._solve_certified(
+                demand[active], gamma[active], fixed_s[active], budget
             )
-            exact = minmax_latency_bisection(demand[active], gamma[active], fixed_s[active], budget)
-            if not sol.status.startswith("solver_failed") and sol.latency_s > exact.latency_s * (
-                1.0 + CERTIFY_REL
-            ):
-                # Clarabel can stop at "optimal" with a split 1e-5..1e-3 slower than the
-                # optimum (random cohorts of 100 devices): certified against the exact root
-                # search, a few ms, such a split is a failed solve, not the round's answer
-                gap = sol.latency_s / exact.latency_s - 1.0
-                sol = MinMaxSolution(
-                    sol.bandwidth_mhz,
-                    sol.latency_s,
-                    f"solver_failed: split achieves {sol.latency_s:.6g} s, {gap:.1e} above the"
-                    f" exact optimum {exact.latency_s:.6g} s",
-                )
         # 2. A failed solve never stops the run: fall back to the exact root search (same
         #    optimum, no solver) and say so in the status.
         status = status_prefix + sol.status
