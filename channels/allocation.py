@@ -16,6 +16,14 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+# Above this many devices the cvxpy problems (joint pruning P1, min-max latency) are
+# canonicalised afresh at every solve instead of through their DPP compilation: DPP's
+# parameter map grows as n^2 (P1: peak memory 518 MB at 500 devices, 1.7 GB at 1,000, 6.6 GB
+# at 2,000) and its re-solves stop being faster (P1 per solve at 300 devices 59 ms with DPP vs
+# 49 ms without; at 1,000, 181 vs 208 ms; min-max at 1,000: a 2.6 s compilation, then the same
+# re-solve time either way).
+DPP_MAX_DEVICES = 200
+
 
 @dataclass(frozen=True)
 class Allocation:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from channels.allocation import DPP_MAX_DEVICES
 from channels.link import RATE_SCALE_EXPONENT, shannon_rate_bps
 from channels.rate_inverse import bandwidth_for_rate
 
@@ -285,13 +286,6 @@ def solve_kkt(inst: JointInstance, *, tol: float = 1e-12) -> JointSolution:
     b = price.b.copy()  # the allocation at the returned price (its last evaluation)
     b *= inst.budget_hz / b.sum()  # remove the root-finding residue (~1e-12 relative)
     return JointSolution(rho_for_bandwidth(inst, b), b, lam, "optimal")
-
-
-# Above this many devices P1 is canonicalised afresh at every solve instead of through its DPP
-# compilation: DPP's parameter map grows as n^2 (measured peak memory 518 MB at 500 devices,
-# 1.7 GB at 1,000, 6.6 GB at 2,000; 10,000 would need 52 GB) and its re-solves stop being
-# faster (per solve at 300 devices 59 ms with DPP vs 49 ms without; at 1,000, 181 vs 208 ms).
-DPP_MAX_DEVICES = 200
 
 
 class JointPruningProblem:

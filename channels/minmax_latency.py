@@ -31,16 +31,13 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from channels.allocation import Allocation, EqualShare, predicted_latency_s
+from channels.allocation import DPP_MAX_DEVICES, Allocation, EqualShare, predicted_latency_s
 from channels.link import shannon_rate_bps
 from channels.rate_inverse import bandwidth_for_rate
 
 MEGA = 1e6
 # A cvxpy split more than this much slower than the exact optimum counts as a failed solve.
 CERTIFY_REL = 1e-5
-# Up to this many devices the cvxpy problem is compiled once with Parameters (DPP) and
-# re-solved; beyond, compiling the parameter map costs more than canonicalising every solve.
-DPP_MAX_DEVICES = 200
 # Scalings of the cvxpy problem, tried in turn: (bandwidth unit of each device, exponent of its
 # cone scale, Clarabel options); see MinMaxLatencyProblem. On random, physical and shipped
 # cohorts of 100 to 5,000 devices each converges on most cohorts, but which one fails varies
