@@ -70,6 +70,14 @@ def _bandwidth_at_latency(t_s, demand, gamma, fixed_s, rate_model: RateModel):
     return bandwidth_for_rate(target_rate, gamma)
 
 
+def _slowest_latency_s(bandwidth, demand, gamma, fixed_s, rate_model: RateModel) -> float:
+    """The slowest device's ``fixed + demand / rate`` for a split of the band (inf when a
+    device with something to send gets no rate; no upload for a device with nothing)."""
+    rate = shannon_rate_bps(bandwidth, gamma) if rate_model == "shannon" else gamma * bandwidth
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.max(fixed_s + np.where(demand > 0, demand / rate, 0.0)))
+
+
 def _bandwidth_slope(t_s, bandwidth, demand, gamma, fixed_s, rate_model: RateModel):
     """``d b_k / d T`` [n] at ``t_s``, given the bandwidths ``b_k(T)`` needed there: the target
     rate ``R = S / (T - c)`` falls as ``-R / (T - c)``, and the rate grows with the band as
@@ -124,9 +132,7 @@ def _solve_latency(demand, gamma, fixed_s, budget, rate_model: RateModel) -> flo
     lo = float(floor_s.max())
     # Upper end: equal share is feasible, so its latency bounds the optimum.
     share = np.full(demand.shape, budget / demand.size)
-    rate = shannon_rate_bps(share, gamma) if rate_model == "shannon" else gamma * share
-    with np.errstate(divide="ignore"):
-        hi = float(np.max(np.where(uploads, fixed_s + demand / rate, fixed_s)))
+    hi = _slowest_latency_s(share, demand, gamma, fixed_s, rate_model)
     value, slope = h_and_slope(hi)
     if value < 0:  # equal share sits right on the budget: nudge into the feasible side
         hi *= 1.0 + 1e-12
@@ -307,9 +313,7 @@ class MinMaxLatencyProblem:
         fixed_s = np.asarray(fixed_time_s, dtype=float)
         budget = float(budget_mhz)
         share = np.full(self.n, budget / self.n)
-        rate = shannon_rate_bps(share, channel) if self.rate_model == "shannon" else channel * share
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t_ref = float(np.max(fixed_s + np.where(demand > 0, demand / rate, 0.0)))
+        t_ref = _slowest_latency_s(share, demand, channel, fixed_s, self.rate_model)
         if not np.isfinite(t_ref) or t_ref <= 0:
             t_ref = 1.0
         self.t_ref = t_ref  # the time unit of this solve (s): the equal-share latency
@@ -350,13 +354,7 @@ class MinMaxLatencyProblem:
         # Report what the split really achieves under the exact rate, not the solver's latency
         # variable: near rate saturation the latter carries slack while the split is right.
         # A split much worse than claimed means the solve went wrong.
-        rate = (
-            shannon_rate_bps(bandwidth, channel)
-            if self.rate_model == "shannon"
-            else (channel * bandwidth)
-        )
-        with np.errstate(divide="ignore"):
-            achieved = float(np.max(fixed_s + np.where(demand > 0, demand / rate, 0.0)))
+        achieved = _slowest_latency_s(bandwidth, demand, channel, fixed_s, self.rate_model)
         claimed = float(np.asarray(self.latency.value)) * t_ref
         if not np.isfinite(achieved) or achieved > claimed * (1 + 1e-4) + 1e-12:
             return MinMaxSolution(
