@@ -19,6 +19,10 @@ from channels.counter_rng import standard_normal, uniform01
 class FadingModel(Protocol):
     def power_gain(self, link_ids: ArrayLike, t_s: float) -> NDArray[np.float64]: ...
 
+    def block_of(self, t_s: float) -> int:
+        """The coherence block of ``t_s``: gains drawn at two times of one block are equal."""
+        ...
+
 
 @dataclass(frozen=True)
 class NoFading:
@@ -26,6 +30,9 @@ class NoFading:
 
     def power_gain(self, link_ids: ArrayLike, t_s: float) -> NDArray[np.float64]:
         return np.ones(np.asarray(link_ids).shape)
+
+    def block_of(self, t_s: float) -> int:
+        return 0  # one block for all time
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,11 @@ class RayleighFading:
     stream: int
     coherence_s: float
 
+    def block_of(self, t_s: float) -> int:
+        return int(np.floor(t_s / self.coherence_s))
+
     def power_gain(self, link_ids: ArrayLike, t_s: float) -> NDArray[np.float64]:
-        block = int(np.floor(t_s / self.coherence_s))
+        block = self.block_of(t_s)
         return -np.log(uniform01(self.seed, self.stream, link_ids, block))
 
 
@@ -50,8 +60,11 @@ class RicianFading:
     coherence_s: float
     k_factor: float
 
+    def block_of(self, t_s: float) -> int:
+        return int(np.floor(t_s / self.coherence_s))
+
     def power_gain(self, link_ids: ArrayLike, t_s: float) -> NDArray[np.float64]:
-        block = int(np.floor(t_s / self.coherence_s))
+        block = self.block_of(t_s)
         los = np.sqrt(self.k_factor / (self.k_factor + 1.0))
         scatter = np.sqrt(1.0 / (2.0 * (self.k_factor + 1.0)))  # per real dimension
         re = los + scatter * standard_normal(self.seed, self.stream, link_ids, block, pair=0)

@@ -48,8 +48,11 @@ class SimulationConfig(BaseModel):
     device_jobs: Literal["auto", "processes"] = Field(
         default="auto",
         description="auto: a synchronous stage runs as arrays where that gives exactly the "
-        "per-device processes' result (simulator/engine/bulk_stage.py); processes: always one "
-        "SimPy process per device",
+        "per-device processes' result (simulator/engine/bulk_stage.py), and an asynchronous job "
+        "as chained events planned from a per-block population plan "
+        "(simulator/engine/async_job.py, dispatch_plans.py); processes: always one SimPy "
+        "process per device job, each dispatch planned on its own (the reference both are "
+        "tested against)",
     )
     target_accuracy: float | None = Field(
         default=None,

@@ -28,7 +28,8 @@ import numpy as np
 import simpy
 
 from fl.state import ClientUpdate, ModelState
-from simulator.engine.costs import plan_stage
+from simulator.engine.async_job import CallbackJob
+from simulator.engine.dispatch_plans import DispatchPlans
 from simulator.engine.learning import evaluation_nan
 from simulator.engine.processes import (
     STOPPING,
@@ -38,10 +39,10 @@ from simulator.engine.processes import (
     energy_j,
     evaluate_version,
     nobody_ever_again,
-    stage_jobs,
 )
 from simulator.engine.recorder import SERVER
 from simulator.engine.shared_uplink import SharedUplink
+from simulator.engine.stage_outcomes import JobOutcome
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,11 @@ class Pending:
 def async_client_job(env: simpy.Environment, ctx: RunContext, job: AsyncJob, arrivals):
     """The synchronous job's phases (shared code), then post the outcome as an arrival."""
     outcome = yield from client_job(env, ctx, job.phases)
+    post_arrival(arrivals, job, outcome)
+
+
+def post_arrival(arrivals: simpy.Store, job: AsyncJob, outcome: JobOutcome) -> None:
+    """Hand a finished (or stopped) job to the server as an :class:`Arrival`."""
     kinds = [step.kind for step in job.phases.table.steps]
     spent = outcome.spent_s
     arrivals.put(
@@ -128,6 +134,11 @@ def async_server(env: simpy.Environment, ctx: RunContext):
     dispatches = 0
     pending = Pending()
     last_publish_s = 0.0
+    as_processes = sim.device_jobs == "processes"
+    plans = DispatchPlans(ctx, slots)
+
+    def post(job: AsyncJob, outcome: JobOutcome) -> None:
+        post_arrival(arrivals, job, outcome)
 
     def idle_online() -> np.ndarray:
         """Sorted ids of the idle devices that are online."""
@@ -154,25 +165,16 @@ def async_server(env: simpy.Environment, ctx: RunContext):
         idle.difference_update(candidates.tolist())
         dispatches += 1
         protocol = world.strategy.round_protocol(global_state=world.global_state, cohort=candidates)
-        plan = plan_stage(
-            world,
-            costs,
-            protocol,
-            0,
-            candidates,
-            np.ones(candidates.size, dtype=bool),
-            env.now,
-            job_idx=jobs_done[candidates],
-            slots=slots,
-        )
-        phases = stage_jobs(plan, ctx.version, None, 0, ctx)  # one stage: validated
-        downlink = np.array([leg.kind == "downlink" for leg in plan.legs])
-        bits_down = plan.bits[downlink].sum(axis=0).tolist()
+        phases, bits_down = plans.jobs(protocol, candidates, env.now, jobs_done[candidates])
         for i, dev in enumerate(candidates.tolist()):
             job = AsyncJob(phases[i], int(jobs_done[dev]), start_state(dev))
             jobs_done[dev] += 1
-            pending.bits_down += int(bits_down[i])
-            ctx.running[dev] = env.process(async_client_job(env, ctx, job, arrivals))
+            pending.bits_down += bits_down[i]
+            if as_processes:
+                ctx.running[dev] = env.process(async_client_job(env, ctx, job, arrivals))
+            else:
+                ctx.running[dev] = running = CallbackJob(env, ctx, job, post)
+                running.start()
 
     if sim.uplink_sharing == "reshare":
         ctx.shared_uplink = SharedUplink(env, costs.ul_band_hz, n)

@@ -25,6 +25,7 @@ from fl.aircomp import over_the_air
 from fl.protocol import LEG_KINDS, Leg, relayed_over_backhaul
 from fl.state import Failure
 from simulator.engine import coalition_events
+from simulator.engine.async_job import CallbackJob
 from simulator.engine.bulk_stage import bulk_possible, bulk_stage
 from simulator.engine.costs import ALLOCATION_OK, LegCosts, StagePlan, plan_stage
 from simulator.engine.device_stats import DeviceStats
@@ -49,7 +50,8 @@ class RunContext:
     world: World
     recorder: Recorder
     online: np.ndarray  # [n_devices] bool
-    running: dict[int, simpy.Process] = field(default_factory=dict)
+    # device -> its job in flight (a process, or an asynchronous job's chained events)
+    running: dict[int, simpy.Process | CallbackJob] = field(default_factory=dict)
     version: int = 0
     status: str = "running"
     allocation_wall_s: float = 0.0

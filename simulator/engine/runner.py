@@ -25,6 +25,7 @@ import simpy
 from devices.availability import AlwaysOn
 from devices.population import make_mobility
 from simulator.config import Scenario
+from simulator.engine.async_job import CallbackJob
 from simulator.engine.learning import evaluate_global
 from simulator.engine.processes import RunContext, device_availability, device_mobility, sync_server
 from simulator.engine.recorder import Recorder
@@ -115,7 +116,11 @@ def simulate_world(
     # so their counters land before the tables are built, not whenever the garbage collector
     # reaches them.
     for dev in sorted(ctx.running):
-        ctx.running[dev]._generator.close()
+        job = ctx.running[dev]
+        if isinstance(job, CallbackJob):
+            job.close()
+        else:
+            job._generator.close()
     return recorder, ctx
 
 

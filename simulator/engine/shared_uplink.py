@@ -50,6 +50,16 @@ class SharedUplink:
         An interrupt while waiting cancels the transfer (its share goes to the others)."""
         if bits <= 0:
             return
+        done = self.start(key, bits, gamma_hz)
+        try:
+            yield done
+        except simpy.Interrupt:
+            self.cancel(key)
+            raise
+
+    def start(self, key: int, bits: float, gamma_hz: float) -> simpy.Event:
+        """Start transferring ``bits`` (> 0) for ``key``; the event succeeds when they are
+        delivered. :meth:`cancel` stops it."""
         self._advance()
         done = self.env.event()
         i = self._count
@@ -60,11 +70,7 @@ class SharedUplink:
         self._count += 1
         self._done[key] = done
         self._reschedule()
-        try:
-            yield done
-        except simpy.Interrupt:
-            self.cancel(key)
-            raise
+        return done
 
     def cancel(self, key: int) -> None:
         if self._slot[key] < 0:
