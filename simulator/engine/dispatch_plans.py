@@ -24,7 +24,7 @@ import numpy as np
 
 from fl.protocol import RoundProtocol
 from simulator.engine.costs import plan_stage
-from simulator.engine.processes import Job, RunContext, stage_jobs
+from simulator.engine.processes import DONE_EVENT, Job, RunContext, StageTable, stage_jobs
 
 # a block's population plan is made once this fraction of the population was dispatched in it
 _TABLE_AFTER_FRACTION = 1 / 64
@@ -59,9 +59,11 @@ class DispatchPlans:
             if self._served < self._threshold:
                 return self._planned(protocol, candidates, now_s, job_idx)
             plan = self._plan(protocol, self._every, now_s, job_idx=0)
-            jobs = stage_jobs(plan, 0, None, 0, ctx)
-            self._table = (jobs[0].table, jobs[0].done_event, plan.gamma_ul_hz.tolist(),
-                           _bits_down(plan))  # fmt: skip
+            # every device takes part in every leg of a uniform stage: its last leg closes it
+            assert plan.active.all()
+            table = StageTable.of(plan, ctx.device_stats, ctx.leg_steps)
+            done = DONE_EVENT[plan.legs[-1].kind]
+            self._table = (table, done, plan.gamma_ul_hz.tolist(), _bits_down(plan))
         table, done, gamma, bits_down = self._table
         version = ctx.version
         ids = candidates.tolist()
