@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -300,6 +300,7 @@ class MinMaxLatencyProblem:
         budget_mhz,
         solver: str = "CLARABEL",
         scaling: int = 0,
+        around=None,
     ):
         """Solve in scaled units (Mbit, MHz or bit/s/Hz, s, MHz); returns :class:`MinMaxSolution`.
 
@@ -318,7 +319,12 @@ class MinMaxLatencyProblem:
             t_ref = 1.0
         self.t_ref = t_ref  # the time unit of this solve (s): the equal-share latency
         unit = share
-        if units == "equal_latency":
+        if around is not None:  # re-centred on an earlier split: units and time at it
+            around = np.asarray(around, dtype=float)
+            unit = np.where(around > 0, around, share)
+            t_ref = _slowest_latency_s(unit, demand, channel, fixed_s, self.rate_model)
+            self.t_ref = t_ref
+        elif units == "equal_latency":
             needed = _bandwidth_at_latency(t_ref, demand, channel, fixed_s, self.rate_model)
             unit = np.where(np.isfinite(needed) & (needed > 0), needed, share)
         if self.rate_model == "shannon":
@@ -358,7 +364,7 @@ class MinMaxLatencyProblem:
         claimed = float(np.asarray(self.latency.value)) * t_ref
         if not np.isfinite(achieved) or achieved > claimed * (1 + 1e-4) + 1e-12:
             return MinMaxSolution(
-                np.zeros(self.n),
+                bandwidth,
                 np.inf,
                 f"solver_failed: split achieves {achieved:.6g} s, solver claimed {claimed:.6g} s",
             )
@@ -372,8 +378,9 @@ class MinMaxLatency:
     ``solver="cvxpy"`` solves the convex program (cached per cohort size); ``"bisection"`` uses
     the exact Lambert-W root search. A cvxpy split more than ``CERTIFY_REL`` slower than the
     exact optimum, or a failed solve, is retried with the next of ``CONE_SCALINGS`` (the
-    status names the scaling that took, when not the first); if none gives a certified split,
-    the round uses the exact result and says so in ``Allocation.status``. Devices with no
+    status names the scaling that took, when not the first), then re-centred on the splits
+    that missed; if none gives a certified split, the round uses the exact result and says so
+    in ``Allocation.status``. Devices with no
     usable channel get no bandwidth and are named in the status.
     """
 
@@ -386,40 +393,54 @@ class MinMaxLatency:
 
     def _solve_certified(self, demand, gamma, fixed_s, budget):
         """cvxpy's split, certified against the exact root search; each failed or uncertified
-        solve is retried with the next of ``CONE_SCALINGS``. Returns (solution, exact)."""
+        solve is retried with the next of ``CONE_SCALINGS``. When all of them miss, each split
+        they produced is solved again in units of itself (``around``: x_k ~ 1 and T' ~ 1 at
+        the optimum), in the same order. Returns (solution, exact)."""
         k = demand.size
         if k not in self._problems:
             self._problems[k] = MinMaxLatencyProblem(k)
         exact = minmax_latency_bisection(demand, gamma, fixed_s, budget)
+        n_scalings = len(CONE_SCALINGS)
+        missed: list[tuple[int, np.ndarray]] = []  # (scaling, split) of solves that missed
         first_failure = ""
-        for attempt in range(1, len(CONE_SCALINGS) + 1):
-            sol = self._problems[k].solve(
-                demand, gamma, fixed_s, budget, self.cvxpy_solver, scaling=attempt - 1
-            )
-            if not sol.status.startswith("solver_failed") and sol.latency_s > exact.latency_s * (
-                1.0 + CERTIFY_REL
-            ):
-                # Clarabel can stop at "optimal" with a split 1e-5..1e-3 slower than the
-                # optimum (random cohorts of 100 devices): certified against the exact root
-                # search, a few ms, such a split is a failed solve, not the round's answer
-                gap = sol.latency_s / exact.latency_s - 1.0
-                sol = MinMaxSolution(
-                    sol.bandwidth_mhz,
-                    sol.latency_s,
-                    f"solver_failed: split achieves {sol.latency_s:.6g} s, {gap:.1e} above the"
-                    f" exact optimum {exact.latency_s:.6g} s",
-                )
+        for scaling in range(n_scalings):
+            sol = self._certified(demand, gamma, fixed_s, budget, scaling, exact, None)
             if not sol.status.startswith("solver_failed"):
-                if attempt > 1:  # say which scaling it took
-                    sol = MinMaxSolution(
-                        sol.bandwidth_mhz,
-                        sol.latency_s,
-                        f"{sol.status} (cone scaling {attempt} of {len(CONE_SCALINGS)})",
-                    )
+                if scaling:  # say which scaling it took
+                    sol = replace(sol, status=f"{sol.status} (cone scaling {scaling + 1} of "
+                                              f"{n_scalings})")  # fmt: skip
                 return sol, exact
             first_failure = first_failure or sol.status
-        tried = f"; all {len(CONE_SCALINGS)} cone scalings failed"
+            if sol.bandwidth_mhz.any():
+                missed.append((scaling, sol.bandwidth_mhz))
+        for scaling, split in missed:
+            sol = self._certified(demand, gamma, fixed_s, budget, scaling, exact, split)
+            if not sol.status.startswith("solver_failed"):
+                status = f"{sol.status} (cone scaling {scaling + 1} of {n_scalings}, re-centred)"
+                return replace(sol, status=status), exact
+        tried = f"; all {n_scalings} cone scalings failed, re-centred too"
         return MinMaxSolution(sol.bandwidth_mhz, sol.latency_s, first_failure + tried), exact
+
+    def _certified(self, demand, gamma, fixed_s, budget, scaling, exact, around):
+        """One cvxpy solve; a split more than ``CERTIFY_REL`` slower than ``exact`` comes back
+        as a failed solve, with its split."""
+        sol = self._problems[demand.size].solve(
+            demand, gamma, fixed_s, budget, self.cvxpy_solver, scaling=scaling, around=around
+        )
+        if not sol.status.startswith("solver_failed") and sol.latency_s > exact.latency_s * (
+            1.0 + CERTIFY_REL
+        ):
+            # Clarabel can stop at "optimal" with a split 1e-5..1e-3 slower than the optimum
+            # (random cohorts of 100 devices): certified against the exact root search, a few
+            # ms, such a split is a failed solve, not the round's answer
+            gap = sol.latency_s / exact.latency_s - 1.0
+            sol = MinMaxSolution(
+                sol.bandwidth_mhz,
+                sol.latency_s,
+                f"solver_failed: split achieves {sol.latency_s:.6g} s, {gap:.1e} above the"
+                f" exact optimum {exact.latency_s:.6g} s",
+            )
+        return sol
 
     def allocate(self, *, demand_bits, gamma_hz, fixed_time_s, total_bandwidth_hz):
         started = time.perf_counter()

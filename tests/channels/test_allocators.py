@@ -200,7 +200,9 @@ def test_a_non_optimal_status_falls_back_to_the_exact_split(monkeypatch):
     monkeypatch.setattr(problem, "solve", infeasible)
     got = allocator.allocate(**FALLBACK_CASE)
     exact = MinMaxLatency(solver="bisection").allocate(**FALLBACK_CASE)
-    assert got.status == "solver_failed: infeasible; all 8 cone scalings failed -> bisection"
+    assert got.status == (
+        "solver_failed: infeasible; all 8 cone scalings failed, re-centred too -> bisection"
+    )
     np.testing.assert_array_equal(got.bandwidth_hz, exact.bandwidth_hz)
     assert got.latency_s == exact.latency_s
 
@@ -221,7 +223,7 @@ def test_a_split_worse_than_the_solver_claims_falls_back(monkeypatch):
     got = allocator.allocate(**FALLBACK_CASE)
     assert got.status == (
         f"solver_failed: split achieves {equal.latency_s:.6g} s, solver claimed "
-        f"{exact.latency_s:.6g} s; all 8 cone scalings failed -> bisection"
+        f"{exact.latency_s:.6g} s; all 8 cone scalings failed, re-centred too -> bisection"
     )
     np.testing.assert_array_equal(got.bandwidth_hz, exact.bandwidth_hz)
 
@@ -243,6 +245,30 @@ def test_a_later_cone_scaling_is_named_in_the_status(monkeypatch):
     exact = MinMaxLatency(solver="bisection").allocate(**FALLBACK_CASE)
     assert got.status == f"optimal (cone scaling 2 of {len(CONE_SCALINGS)})"
     assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-5)
+
+
+def test_a_split_that_missed_is_solved_again_in_its_own_units(monkeypatch):
+    """When every scaling's split misses, the first is solved again with units at that split
+    (``around``) and, certified, is the answer."""
+    allocator = MinMaxLatency(solver="cvxpy")
+    allocator.allocate(**FALLBACK_CASE)
+    prob = allocator._problems[3]
+    solve = prob.solve
+    arounds = []
+
+    def every_first_pass_misses(*args, around=None, **kwargs):
+        arounds.append(around)
+        if around is None:  # an equal split claimed optimal: uncertified, with its split
+            return MinMaxSolution(np.full(3, 1.0 / 3), 1.0, "optimal")
+        return solve(*args, around=around, **kwargs)
+
+    monkeypatch.setattr(prob, "solve", every_first_pass_misses)
+    got = allocator.allocate(**FALLBACK_CASE)
+    exact = MinMaxLatency(solver="bisection").allocate(**FALLBACK_CASE)
+    assert got.status == f"optimal (cone scaling 1 of {len(CONE_SCALINGS)}, re-centred)"
+    assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-5)
+    assert len(arounds) == len(CONE_SCALINGS) + 1
+    np.testing.assert_array_equal(arounds[-1], np.full(3, 1.0 / 3))
 
 
 # Clarabel stops at "optimal" here with a split 1.2e-4 slower than the optimum (found by
