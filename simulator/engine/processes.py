@@ -179,13 +179,28 @@ class StageTable:
             last[1],
             plan.duration_s.tolist(),
             plan.active.tolist(),
-            plan.bits.tolist(),
-            plan.bandwidth_hz.tolist(),
+            _rows(plan.bits),
+            _rows(plan.bandwidth_hz),
         )
 
     def kind_sum(self, values: list[list[float]], slot: int, kind: str) -> float:
         """Sum of ``values`` over this device's legs of one kind (e.g. its uplink bits)."""
         return sum(v[slot] for v, step in zip(values, self.steps, strict=True) if step.kind == kind)
+
+
+def _rows(values: np.ndarray) -> list[list[float]]:
+    """``values.tolist()`` [legs][n], except that a long row holding one value (the bits or
+    band of equal slots, nan for compute legs) repeats one float object: a table of a whole
+    population (the asynchronous engine's per-block plans) then costs a pointer per entry
+    there, not a float object too."""
+    if values.shape[1] < 64:
+        return values.tolist()
+    rows = []
+    for row in values:
+        first = row[0]
+        same = (row == first).all() if first == first else np.isnan(row).all()
+        rows.append([first.item()] * row.size if same else row.tolist())
+    return rows
 
 
 @dataclass(slots=True)

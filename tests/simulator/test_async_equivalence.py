@@ -8,6 +8,9 @@ and train real models (OrthoFL's per-device starting models)."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -84,3 +87,17 @@ def test_population_plans_are_used_and_match_one_by_one_plans(monkeypatch):
     pd.testing.assert_frame_equal(
         tables.events.to_pandas(), one_by_one.events.to_pandas(), check_exact=True
     )
+
+
+def test_a_long_row_of_one_value_repeats_one_float():
+    """Stage tables of whole populations keep one float object per constant row (bits and
+    bands of equal slots, nan for compute legs); values are those of ``tolist()``."""
+    from simulator.engine.processes import _rows
+
+    values = np.array([np.full(100, 3.5), np.full(100, np.nan), np.arange(100.0)])
+    rows = _rows(values)
+    assert rows[0] == [3.5] * 100 and len({id(v) for v in rows[0]}) == 1
+    assert all(math.isnan(v) for v in rows[1]) and len({id(v) for v in rows[1]}) == 1
+    assert rows[2] == values[2].tolist() and len({id(v) for v in rows[2]}) == 100
+    short = np.full((2, 5), 1.0)
+    assert _rows(short) == short.tolist()
