@@ -305,8 +305,9 @@ class MinMaxLatencyProblem:
         """Solve in scaled units (Mbit, MHz or bit/s/Hz, s, MHz); returns :class:`MinMaxSolution`.
 
         ``scaling`` indexes ``CONE_SCALINGS``: each device's bandwidth unit and cone scale
-        (class docstring) and the options given to Clarabel. A solver error or a non-optimal
-        status comes back in ``status``, never as an exception.
+        (class docstring) and the options given to Clarabel. ``around`` (MHz [n], an earlier
+        split) replaces the units by that split and the time unit by its latency. A solver
+        error or a non-optimal status comes back in ``status``, never as an exception.
         """
         units, cone_exponent, clarabel_options = CONE_SCALINGS[scaling]
         demand = np.asarray(demand_mbit, dtype=float)
@@ -380,8 +381,8 @@ class MinMaxLatency:
     exact optimum, or a failed solve, is retried with the next of ``CONE_SCALINGS`` (the
     status names the scaling that took, when not the first), then re-centred on the splits
     that missed; if none gives a certified split, the round uses the exact result and says so
-    in ``Allocation.status``. Devices with no
-    usable channel get no bandwidth and are named in the status.
+    in ``Allocation.status``. Devices with no usable channel get no bandwidth and are named in
+    the status.
     """
 
     solver: Literal["cvxpy", "bisection"] = "cvxpy"
@@ -418,7 +419,9 @@ class MinMaxLatency:
             if not sol.status.startswith("solver_failed"):
                 status = f"{sol.status} (cone scaling {scaling + 1} of {n_scalings}, re-centred)"
                 return replace(sol, status=status), exact
-        tried = f"; all {n_scalings} cone scalings failed, re-centred too"
+        tried = f"; all {n_scalings} cone scalings failed"
+        if missed:
+            tried += f", {len(missed)} re-centred too"
         return MinMaxSolution(sol.bandwidth_mhz, sol.latency_s, first_failure + tried), exact
 
     def _certified(self, demand, gamma, fixed_s, budget, scaling, exact, around):

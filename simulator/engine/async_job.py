@@ -32,6 +32,17 @@ from simpy.events import URGENT
 from simulator.engine.stage_outcomes import JobOutcome
 
 
+class _Stop(simpy.Event):
+    """A job's interrupt: triggered at creation and scheduled urgent, as SimPy's own
+    ``Interruption`` of a process is (and built the way SimPy builds it)."""
+
+    def __init__(self, env: simpy.Environment, cause: str, callback) -> None:
+        super().__init__(env)
+        self._ok, self._value = True, cause
+        self.callbacks.append(callback)
+        env.schedule(self, URGENT)
+
+
 class CallbackJob:
     """A dispatched job ``job`` (an :class:`~simulator.engine.async_processes.AsyncJob`);
     ``post(job, outcome)`` is called when it ends (delivered or stopped)."""
@@ -59,10 +70,7 @@ class CallbackJob:
         """Stop the job, as ``Process.interrupt`` does: at an urgent event now."""
         if not self.alive:
             raise RuntimeError(f"job of device {self.job.device_id} has ended")
-        stop = self.env.event()
-        stop._ok, stop._value = True, cause  # a triggered event, as SimPy's Interruption
-        stop.callbacks.append(self._on_interrupt)
-        self.env.schedule(stop, URGENT)
+        _Stop(self.env, cause, self._on_interrupt)
 
     def close(self) -> None:
         """The run stopped with this job in flight: count it as a closed process does."""

@@ -1,4 +1,4 @@
-"""SimPy processes for asynchronous FL: bounded concurrency, arrivals, redispatch.
+"""The asynchronous server's SimPy process: bounded concurrency, arrivals, redispatch.
 
 At most ``simulation.concurrency`` devices train at once (all, by default). A dispatched device
 downloads the current model (its base version), computes, uploads; each finished upload is an
@@ -12,6 +12,11 @@ the channel at its dispatch time and fixed equal slots of the uplink and downlin
 concurrency, the server's power split the same way); with
 ``simulation.uplink_sharing: reshare`` the uplink band is instead re-shared among the transfers
 in flight whenever one starts or ends (:mod:`simulator.engine.shared_uplink`).
+
+A job runs as a chain of SimPy events (:mod:`simulator.engine.async_job`), its legs read off a
+per-block plan of the whole population once dispatching is dense
+(:mod:`simulator.engine.dispatch_plans`); ``simulation.device_jobs: processes`` runs each as a
+SimPy process planned on its own, the reference the two are tested against.
 
 Training (zero virtual time) happens at arrival, from the job's starting model; arrivals at the
 same instant from the same starting model are trained together in one batched call. The
