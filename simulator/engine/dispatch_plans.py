@@ -40,7 +40,7 @@ class DispatchPlans:
         self._threshold = max(1, int(world.num_devices * _TABLE_AFTER_FRACTION))
         self._key: tuple = ()  # what the current block's population plan was made for
         self._served = 0  # devices planned one by one under ``_key``
-        self._table: tuple | None = None  # (jobs' table, done events, gamma, bits down)
+        self._table: tuple | None = None  # (stage table, closing event, gamma, bits down)
         # ``simulation.device_jobs: processes``: the reference path, every dispatch planned
         self.one_by_one = world.scenario.simulation.device_jobs == "processes"
 

@@ -226,21 +226,29 @@ def test_a_split_worse_than_the_solver_claims_falls_back(monkeypatch):
     np.testing.assert_array_equal(got.bandwidth_hz, exact.bandwidth_hz)
 
 
+def allocate_with_solve(monkeypatch, wrap):
+    """``FALLBACK_CASE`` by the cvxpy allocator whose problem's ``solve`` is replaced by
+    ``wrap(real_solve)``; returns (allocation, exact allocation)."""
+    allocator = MinMaxLatency(solver="cvxpy")
+    allocator.allocate(**FALLBACK_CASE)  # builds the cvxpy problem for 3 devices
+    prob = allocator._problems[3]
+    monkeypatch.setattr(prob, "solve", wrap(prob.solve))
+    exact = MinMaxLatency(solver="bisection").allocate(**FALLBACK_CASE)
+    return allocator.allocate(**FALLBACK_CASE), exact
+
+
 def test_a_later_cone_scaling_is_named_in_the_status(monkeypatch):
     """When the first scaling's solve fails, the next one's certified split is the answer."""
-    allocator = MinMaxLatency(solver="cvxpy")
-    allocator.allocate(**FALLBACK_CASE)
-    prob = allocator._problems[3]
-    solve = prob.solve
 
-    def first_scaling_fails(*args, scaling=0, **kwargs):
-        if scaling == 0:
-            return MinMaxSolution(np.zeros(3), np.inf, "solver_failed: planted")
-        return solve(*args, scaling=scaling, **kwargs)
+    def first_scaling_fails(solve):
+        def planted(*args, scaling=0, **kwargs):
+            if scaling == 0:
+                return MinMaxSolution(np.zeros(3), np.inf, "solver_failed: planted")
+            return solve(*args, scaling=scaling, **kwargs)
 
-    monkeypatch.setattr(prob, "solve", first_scaling_fails)
-    got = allocator.allocate(**FALLBACK_CASE)
-    exact = MinMaxLatency(solver="bisection").allocate(**FALLBACK_CASE)
+        return planted
+
+    got, exact = allocate_with_solve(monkeypatch, first_scaling_fails)
     assert got.status == f"optimal (cone scaling 2 of {len(CONE_SCALINGS)})"
     assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-5)
 
@@ -248,21 +256,18 @@ def test_a_later_cone_scaling_is_named_in_the_status(monkeypatch):
 def test_a_split_that_missed_is_solved_again_in_its_own_units(monkeypatch):
     """When every scaling's split misses, the first is solved again with units at that split
     (``around``) and, certified, is the answer."""
-    allocator = MinMaxLatency(solver="cvxpy")
-    allocator.allocate(**FALLBACK_CASE)
-    prob = allocator._problems[3]
-    solve = prob.solve
     arounds = []
 
-    def every_first_pass_misses(*args, around=None, **kwargs):
-        arounds.append(around)
-        if around is None:  # an equal split claimed optimal: uncertified, with its split
-            return MinMaxSolution(np.full(3, 1.0 / 3), 1.0, "optimal")
-        return solve(*args, around=around, **kwargs)
+    def every_first_pass_misses(solve):
+        def planted(*args, around=None, **kwargs):
+            arounds.append(around)
+            if around is None:  # an equal split claimed optimal: uncertified, with its split
+                return MinMaxSolution(np.full(3, 1.0 / 3), 1.0, "optimal")
+            return solve(*args, around=around, **kwargs)
 
-    monkeypatch.setattr(prob, "solve", every_first_pass_misses)
-    got = allocator.allocate(**FALLBACK_CASE)
-    exact = MinMaxLatency(solver="bisection").allocate(**FALLBACK_CASE)
+        return planted
+
+    got, exact = allocate_with_solve(monkeypatch, every_first_pass_misses)
     assert got.status == f"optimal (cone scaling 1 of {len(CONE_SCALINGS)}, re-centred)"
     assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-5)
     assert len(arounds) == len(CONE_SCALINGS) + 1
