@@ -56,6 +56,10 @@ CONE_SCALINGS: tuple[tuple[Literal["equal_share", "equal_latency"], float, dict]
     ("equal_share", 0.0, _TIGHT),
 )
 RateModel = Literal["shannon", "fixed_se"]
+# A device guaranteed at least this many times its gamma of bandwidth at the optimum (SNR at
+# most 1/500 there) may take the Pade form of its rate, whose relative error is ~SNR^2/12
+# (<= 3.3e-7 here, against CERTIFY_REL = 1e-5); see MinMaxLatencyProblem.
+WIDEBAND_MARGIN = 500.0
 
 
 def _bandwidth_at_latency(t_s, demand, gamma, fixed_s, rate_model: RateModel):
@@ -171,6 +175,28 @@ def _solve_latency(demand, gamma, fixed_s, budget, rate_model: RateModel) -> flo
     return hi
 
 
+def wideband_bottleneck(demand, gamma, fixed_s, budget) -> tuple[int, ...]:
+    """The device that is power-limited while it holds most of the band at the optimum, as
+    ``(k,)``, or ``()`` when there is none (Shannon rate; scaled units).
+
+    No device beats its latency with the whole band, so ``T* >= T_lb = max_k L_k(B)``; the
+    others' needed bandwidths ``b_j(T)`` fall as T grows, so at the optimum they hold at most
+    ``sum_{j != k} b_j(T_lb)`` and device k (the one that sets ``T_lb``) at least the rest.
+    When that rest is ``WIDEBAND_MARGIN`` times its gamma, its SNR at the optimum is at most
+    1/500 and its rate depends on its bandwidth only at that relative order.
+    """
+    uploads = demand > 0
+    if not uploads.any():
+        return ()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        full_band_s = np.where(uploads, fixed_s + demand / shannon_rate_bps(budget, gamma), -np.inf)
+    k = int(np.argmax(full_band_s))
+    needed = _bandwidth_at_latency(full_band_s[k], demand, gamma, fixed_s, "shannon")
+    needed[k] = 0.0
+    guaranteed = budget - float(needed.sum())  # -inf or nan when another ties with k
+    return (k,) if guaranteed >= WIDEBAND_MARGIN * gamma[k] else ()
+
+
 @dataclass(frozen=True)
 class MinMaxSolution:
     """Scaled-units solution: ``bandwidth_mhz`` [n], ``latency_s``, ``status``."""
@@ -256,14 +282,24 @@ class MinMaxLatencyProblem:
     cone, so its latency is resolved to about the cone's precision over that SNR (random
     cohorts: within 1e-5 of the exact optimum, but not much better). :class:`MinMaxLatency`
     certifies every answer against the exact root search.
+
+    ``wideband`` devices take the Pade form of the rate instead, ``ln(1 + u) >= 2u / (2 + u)``:
+    ``r~(b) = (gamma / ln 2)(1 - 1 / (1 + 2b / gamma))``, i.e. ``pade_rate_unit z_k <= 1 -
+    1 / (1 + 2 x_k / q_k)``, one second-order cone whose variable is the small term itself.
+    Where a device holds most of the band at an SNR of 1e-4 or less, the exponential cone
+    cancels its bandwidth dependence below Clarabel's precision (numerical failure with every
+    scaling); this form does not. It never exceeds the Shannon rate, so its splits are
+    feasible, and its relative error is ~``u^2 / 12``: meant for devices whose SNR at the
+    optimum is small (:func:`wideband_bottleneck`).
     """
 
-    def __init__(self, n: int, rate_model: RateModel = "shannon"):
+    def __init__(self, n: int, rate_model: RateModel = "shannon", wideband: tuple[int, ...] = ()):
         import cvxpy as cp  # deferred: cvxpy costs ~1 s to import and most runs never need it
 
         self.cp = cp
         self.n = n
         self.rate_model = rate_model
+        self.wideband = tuple(sorted(wideband)) if rate_model == "shannon" else ()
         self.share = cp.Variable(n, nonneg=True)  # x_k = b_k / a_k
         self.latency = cp.Variable()  # T / T_ref
         self.relative_rate = cp.Variable(n, nonneg=True)  # z_k = r_k(x_k a_k) / r_k(a_k)
@@ -276,13 +312,16 @@ class MinMaxLatencyProblem:
             self.inv_scale = cp.Parameter(n, nonneg=True)  # 1 / s_k
             self.snr_scaled = cp.Parameter(n, nonneg=True)  # q_k / s_k
             self.rate_unit = cp.Parameter(n, nonneg=True)  # r_k(a_k) / (a_k s_k)
-            scaled = cp.multiply(self.inv_scale, x)
-            rate = -cp.rel_entr(scaled, scaled + self.snr_scaled) / np.log(2.0)  # r_k / (a_k s_k)
-            rate_constraint = cp.multiply(self.rate_unit, z) <= rate
+            if self.wideband:
+                rate_constraints = self._wideband_constraints(cp, x, z)
+            else:
+                scaled = cp.multiply(self.inv_scale, x)
+                rate = -cp.rel_entr(scaled, scaled + self.snr_scaled) / np.log(2.0)  # r/(a s)
+                rate_constraints = [cp.multiply(self.rate_unit, z) <= rate]
         else:  # a linear rate se_k b_k is x_k times its value at one unit
-            rate_constraint = z <= x
+            rate_constraints = [z <= x]
         constraints = [
-            rate_constraint,
+            *rate_constraints,
             # w_k >= 1 / z_k (epigraph of inv_pos of a concave rate): keeps the problem DPP,
             # since a Parameter may multiply a parameter-free expression only
             self.inverse_rate >= cp.inv_pos(z),
@@ -291,6 +330,22 @@ class MinMaxLatencyProblem:
         ]
         self.problem = cp.Problem(cp.Minimize(self.latency), constraints)
         assert self.problem.is_dcp() and self.problem.is_dpp()
+
+    def _wideband_constraints(self, cp, x, z):
+        """Rate constraints with the devices in ``wideband`` in the Pade form (class
+        docstring) and the rest in the exponential cone; returns the constraint list."""
+        wide = np.asarray(self.wideband)
+        cone = np.setdiff1d(np.arange(self.n), wide)
+        self.pade_rate_unit = cp.Parameter(wide.size, nonneg=True)  # ln(1 + q) / q
+        self.pade_two_over_snr = cp.Parameter(wide.size, nonneg=True)  # 2 / q
+        # r~(a x) ln 2 / (a q) = 1 - 1 / (1 + 2 x / q): one second-order cone (inv_pos)
+        pade = 1 - cp.inv_pos(1 + cp.multiply(self.pade_two_over_snr, x[wide]))
+        constraints = [cp.multiply(self.pade_rate_unit, z[wide]) <= pade]
+        if cone.size:
+            scaled = cp.multiply(self.inv_scale[cone], x[cone])
+            rate = -cp.rel_entr(scaled, scaled + self.snr_scaled[cone]) / np.log(2.0)
+            constraints.append(cp.multiply(self.rate_unit[cone], z[cone]) <= rate)
+        return constraints
 
     def solve(
         self,
@@ -335,6 +390,10 @@ class MinMaxLatencyProblem:
             self.inv_scale.value = 1.0 / scale
             self.snr_scaled.value = snr / scale
             self.rate_unit.value = unit_rate / scale
+            if self.wideband:
+                wide_snr = snr[list(self.wideband)]
+                self.pade_rate_unit.value = np.log1p(wide_snr) / wide_snr
+                self.pade_two_over_snr.value = 2.0 / wide_snr
         else:
             unit_rate = channel
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -380,9 +439,10 @@ class MinMaxLatency:
     the exact Lambert-W root search. A cvxpy split more than ``CERTIFY_REL`` slower than the
     exact optimum, or a failed solve, is retried with the next of ``CONE_SCALINGS`` (the
     status names the scaling that took, when not the first), then re-centred on the splits
-    that missed; if none gives a certified split, the round uses the exact result and says so
-    in ``Allocation.status``. Devices with no usable channel get no bandwidth and are named in
-    the status.
+    that missed, then with a power-limited bottleneck device in the Pade form (see
+    :class:`MinMaxLatencyProblem`); if none gives a certified split, the round uses the exact
+    result and says so in ``Allocation.status``. Devices with no usable channel get no
+    bandwidth and are named in the status.
     """
 
     solver: Literal["cvxpy", "bisection"] = "cvxpy"
@@ -391,21 +451,31 @@ class MinMaxLatency:
 
     def __post_init__(self):
         self._problems: dict[int, MinMaxLatencyProblem] = {}
+        # (cohort size, wideband devices) -> the problem with those devices in the Pade form
+        self._wideband_problems: dict[tuple[int, tuple[int, ...]], MinMaxLatencyProblem] = {}
+
+    def _problem(self, n: int, wideband: tuple[int, ...]) -> MinMaxLatencyProblem:
+        if not wideband:
+            if n not in self._problems:
+                self._problems[n] = MinMaxLatencyProblem(n)
+            return self._problems[n]
+        if (n, wideband) not in self._wideband_problems:
+            self._wideband_problems[n, wideband] = MinMaxLatencyProblem(n, wideband=wideband)
+        return self._wideband_problems[n, wideband]
 
     def _solve_certified(self, demand, gamma, fixed_s, budget):
         """cvxpy's split, certified against the exact root search; each failed or uncertified
         solve is retried with the next of ``CONE_SCALINGS``. When all of them miss, each split
         they produced is solved again in units of itself (``around``: x_k ~ 1 and T' ~ 1 at
-        the optimum), in the same order. Returns (solution, exact)."""
-        k = demand.size
-        if k not in self._problems:
-            self._problems[k] = MinMaxLatencyProblem(k)
+        the optimum), in the same order; then, when one device is power-limited while it
+        holds most of the band (:func:`wideband_bottleneck`), the scalings again with that
+        device's rate in the Pade form. Returns (solution, exact)."""
         exact = minmax_latency_bisection(demand, gamma, fixed_s, budget)
         n_scalings = len(CONE_SCALINGS)
         missed: list[tuple[int, np.ndarray]] = []  # (scaling, split) of solves that missed
         first_failure = ""
         for scaling in range(n_scalings):
-            sol = self._certified(demand, gamma, fixed_s, budget, scaling, exact, None)
+            sol = self._certified(demand, gamma, fixed_s, budget, scaling, exact)
             if not sol.status.startswith("solver_failed"):
                 if scaling:  # say which scaling it took
                     sol = replace(sol, status=f"{sol.status} (cone scaling {scaling + 1} of "
@@ -415,19 +485,32 @@ class MinMaxLatency:
             if sol.bandwidth_mhz.any():
                 missed.append((scaling, sol.bandwidth_mhz))
         for scaling, split in missed:
-            sol = self._certified(demand, gamma, fixed_s, budget, scaling, exact, split)
+            sol = self._certified(demand, gamma, fixed_s, budget, scaling, exact, around=split)
             if not sol.status.startswith("solver_failed"):
                 status = f"{sol.status} (cone scaling {scaling + 1} of {n_scalings}, re-centred)"
                 return replace(sol, status=status), exact
         tried = f"; all {n_scalings} cone scalings failed"
         if missed:
             tried += f", {len(missed)} re-centred too"
+        # Tried last, so that every answer the exponential cone certifies stays as it was.
+        wideband = wideband_bottleneck(demand, gamma, fixed_s, budget)
+        if wideband:
+            pade = f"device {wideband[0]} in the Pade form"
+            for scaling in range(n_scalings):
+                sol = self._certified(
+                    demand, gamma, fixed_s, budget, scaling, exact, wideband=wideband
+                )
+                if not sol.status.startswith("solver_failed"):
+                    status = f"{sol.status} (cone scaling {scaling + 1} of {n_scalings}, {pade})"
+                    return replace(sol, status=status), exact
+            tried += f", and with {pade}"
         return MinMaxSolution(sol.bandwidth_mhz, sol.latency_s, first_failure + tried), exact
 
-    def _certified(self, demand, gamma, fixed_s, budget, scaling, exact, around):
+    def _certified(self, demand, gamma, fixed_s, budget, scaling, exact, around=None,
+                   wideband: tuple[int, ...] = ()):  # fmt: skip
         """One cvxpy solve; a split more than ``CERTIFY_REL`` slower than ``exact`` comes back
         as a failed solve, with its split."""
-        sol = self._problems[demand.size].solve(
+        sol = self._problem(demand.size, wideband).solve(
             demand, gamma, fixed_s, budget, self.cvxpy_solver, scaling=scaling, around=around
         )
         if not sol.status.startswith("solver_failed") and sol.latency_s > exact.latency_s * (

@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 from channels.allocation import EqualShare, ProportionalToDemand, predicted_latency_s
 from channels.minmax_latency import (
     CONE_SCALINGS,
+    WIDEBAND_MARGIN,
     MinMaxLatency,
     MinMaxLatencyProblem,
     MinMaxSolution,
     minmax_latency_bisection,
     minmax_latency_fixed_se,
+    wideband_bottleneck,
 )
 
 
@@ -272,6 +274,76 @@ def test_a_split_that_missed_is_solved_again_in_its_own_units(monkeypatch):
     assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-5)
     assert len(arounds) == len(CONE_SCALINGS) + 1
     np.testing.assert_array_equal(arounds[-1], np.full(3, 1.0 / 3))
+
+
+def test_the_pade_form_gives_one_device_its_pade_rate_by_hand():
+    """One device alone, at SNR 1/2 over the band: in the Pade form its rate is
+    ``2 gamma B / ((2 B + gamma) ln 2) = 0.4 B / ln 2``; Shannon gives ``B log2(1.5)``
+    (0.405465 B / ln 2). The solver's latency is the first, the split's achieved one the
+    second."""
+    demand_mbit, gamma_mhz, fixed_s, budget_mhz = 2.0, 0.5, 0.25, 1.0
+    prob = MinMaxLatencyProblem(1, wideband=(0,))
+    sol = prob.solve([demand_mbit], [gamma_mhz], [fixed_s], budget_mhz)
+    claimed_s = float(prob.latency.value) * prob.t_ref
+    assert claimed_s == pytest.approx(fixed_s + demand_mbit * np.log(2.0) / 0.4, rel=1e-7)
+    assert sol.latency_s == pytest.approx(fixed_s + demand_mbit / np.log2(1.5), rel=1e-7)
+    np.testing.assert_allclose(sol.bandwidth_mhz, [budget_mhz], rtol=1e-6)  # IPM slack
+
+
+@pytest.mark.parametrize(
+    ("gamma_mhz", "expected"), [(1.0 / WIDEBAND_MARGIN, (1,)), (1.0 / (WIDEBAND_MARGIN - 1), ())]
+)
+def test_the_wideband_bottleneck_needs_the_margin_of_band_over_gamma(gamma_mhz, expected):
+    """Device 1 alone has something to send, so it is guaranteed the whole band (1 MHz):
+    it qualifies exactly when that band is ``WIDEBAND_MARGIN`` times its gamma."""
+    demand, gamma, fixed = np.array([0.0, 1.0]), np.array([10.0, gamma_mhz]), np.zeros(2)
+    assert wideband_bottleneck(demand, gamma, fixed, 1.0) == expected
+
+
+def test_equal_devices_have_no_wideband_bottleneck():
+    """Two identical power-limited devices each need the whole band at the full-band latency,
+    so neither is guaranteed any of it."""
+    demand, gamma, fixed = np.ones(2), np.full(2, 1e-6), np.zeros(2)
+    assert wideband_bottleneck(demand, gamma, fixed, 1.0) == ()
+
+
+def power_limited_bottleneck_cohort() -> dict:
+    """200 devices at 1e8-1e11 Hz over 20 MHz, but device 0 at SNR 1e-4 over the whole band:
+    at the optimum it holds almost all of it and its rate barely depends on it. Every cone
+    scaling of the exponential-cone problem fails here (Clarabel: numerical failure or an
+    uncertified split)."""
+    rng = np.random.default_rng(0)
+    gamma = 10 ** rng.uniform(8, 11, 200)
+    fixed = rng.uniform(0.1, 2.0, 200)
+    gamma[0] = 1e-4 * 20e6
+    return dict(
+        demand_bits=np.full(200, 0.5e6),
+        gamma_hz=gamma,
+        fixed_time_s=fixed,
+        total_bandwidth_hz=20e6,
+    )
+
+
+def test_a_power_limited_bottleneck_is_solved_in_the_pade_form():
+    kw = power_limited_bottleneck_cohort()
+    got = MinMaxLatency(solver="cvxpy").allocate(**kw)
+    exact = MinMaxLatency(solver="bisection").allocate(**kw)
+    assert got.status.endswith(", device 0 in the Pade form)"), got.status
+    assert got.latency_s == pytest.approx(exact.latency_s, rel=1e-5)
+    assert got.latency_s >= exact.latency_s * (1 - 1e-9)
+
+
+def test_when_the_pade_form_fails_too_the_status_says_so(monkeypatch):
+    kw = power_limited_bottleneck_cohort()
+    failed = MinMaxSolution(np.zeros(200), np.inf, "solver_failed: planted")
+    monkeypatch.setattr(MinMaxLatencyProblem, "solve", lambda *args, **kwargs: failed)
+    got = MinMaxLatency(solver="cvxpy").allocate(**kw)
+    exact = MinMaxLatency(solver="bisection").allocate(**kw)
+    assert got.status == (
+        "solver_failed: planted; all 8 cone scalings failed, and with device 0 in the Pade"
+        " form -> bisection"
+    )
+    np.testing.assert_array_equal(got.bandwidth_hz, exact.bandwidth_hz)
 
 
 # Clarabel stops at "optimal" here with a split 1.2e-4 slower than the optimum (found by
