@@ -5,8 +5,8 @@
 Systems-only (no training), 10,000 devices all training at once, every finished upload an
 arrival (``benchmarks/async_10k.yaml``). Rows: FedAsync (a version per arrival) and FedBuff
 (K = 10) with fixed equal band slots (issue 4's target), and FedAsync on the re-shared uplink
-band, whose rates are recomputed for every transfer in flight at every start and end (issue
-15's target). Arrivals/s counts the whole in-process run (building 10,000 devices included);
+band, whose schedule is kept incrementally (issue 15's target; ``bench_reshare.py`` times the
+uplink alone). Arrivals/s counts the whole in-process run (building 10,000 devices included);
 every row runs 40,000 arrivals, so that set-up weighs the same in each.
 """
 
