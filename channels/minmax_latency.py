@@ -451,17 +451,19 @@ class MinMaxLatency:
 
     def __post_init__(self):
         self._problems: dict[int, MinMaxLatencyProblem] = {}
-        # (cohort size, wideband devices) -> the problem with those devices in the Pade form
-        self._wideband_problems: dict[tuple[int, tuple[int, ...]], MinMaxLatencyProblem] = {}
+        # the last problem with a device in the Pade form (one only: which device it is varies
+        # from round to round, and such rounds are rare)
+        self._wideband_problem: MinMaxLatencyProblem | None = None
 
     def _problem(self, n: int, wideband: tuple[int, ...]) -> MinMaxLatencyProblem:
         if not wideband:
             if n not in self._problems:
                 self._problems[n] = MinMaxLatencyProblem(n)
             return self._problems[n]
-        if (n, wideband) not in self._wideband_problems:
-            self._wideband_problems[n, wideband] = MinMaxLatencyProblem(n, wideband=wideband)
-        return self._wideband_problems[n, wideband]
+        last = self._wideband_problem
+        if last is None or last.n != n or last.wideband != wideband:
+            last = self._wideband_problem = MinMaxLatencyProblem(n, wideband=wideband)
+        return last
 
     def _solve_certified(self, demand, gamma, fixed_s, budget):
         """cvxpy's split, certified against the exact root search; each failed or uncertified
