@@ -166,7 +166,12 @@ def run(uplink_class, n: int, transfers_each: int, bits: float, seed: int = 0):
     start_s = np.cumsum(rng.exponential(UPLOAD_EVERY_S / n, count))
     gamma_hz = 10 ** rng.uniform(7, 10, count)
     env = simpy.Environment()
-    band = uplink_class(env, BAND_PER_DEVICE_HZ * n, count)
+    band_hz = BAND_PER_DEVICE_HZ * n
+    band = (
+        uplink_class(env, band_hz, count)
+        if uplink_class is RerateAll
+        else uplink_class(env, band_hz)
+    )
     finish_s = np.full(count, np.nan)
     in_flight: list[int] = []
 

@@ -182,7 +182,7 @@ def async_server(env: simpy.Environment, ctx: RunContext):
                 running.start()
 
     if sim.uplink_sharing == "reshare":
-        ctx.shared_uplink = SharedUplink(env, costs.ul_band_hz, n)
+        ctx.shared_uplink = SharedUplink(env, costs.ul_band_hz)
     dispatch()
     while ctx.version < sim.rounds:
         if sim.max_time_s is not None and env.now >= sim.max_time_s:

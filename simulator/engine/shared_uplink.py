@@ -57,9 +57,9 @@ class _Transfer:
 
 
 class SharedUplink:
-    """Transfers keyed by device id (0 <= key < ``num_keys``)."""
+    """Transfers keyed by device id (any int; one transfer per key at a time)."""
 
-    def __init__(self, env: simpy.Environment, band_hz: float, num_keys: int):
+    def __init__(self, env: simpy.Environment, band_hz: float):
         self.env, self.band_hz = env, band_hz
         self._sharing = 0  # transfers in flight with a channel
         # The journal: periods since the oldest fold still needed, as 1 / share (1/Hz) and

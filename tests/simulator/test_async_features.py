@@ -29,7 +29,7 @@ def _sender(env, band, key, start_s, finished):
 
 def test_reshared_band_follows_starts_and_ends_by_hand():
     env = simpy.Environment()
-    band = SharedUplink(env, BAND_HZ, 2)
+    band = SharedUplink(env, BAND_HZ)
     finished: dict[int, float] = {}
     env.process(_sender(env, band, 0, 0.0, finished))
     env.process(_sender(env, band, 1, 0.25, finished))
@@ -44,7 +44,7 @@ def test_reshared_band_follows_starts_and_ends_by_hand():
 
 def test_an_interrupted_transfer_gives_its_share_back():
     env = simpy.Environment()
-    band = SharedUplink(env, BAND_HZ, 2)
+    band = SharedUplink(env, BAND_HZ)
     finished: dict[int, float] = {}
     env.process(_sender(env, band, 0, 0.0, finished))
     victim = env.process(_sender(env, band, 1, 0.0, finished))
@@ -70,7 +70,7 @@ def test_a_transfer_with_no_channel_takes_no_share_and_never_finishes():
     """Key 1 (gamma 0) stays in flight from the start but takes no share: keys 0 and 2 share
     the band two ways as if it were not there, and key 1 never finishes."""
     env = simpy.Environment()
-    band = SharedUplink(env, BAND_HZ, 3)
+    band = SharedUplink(env, BAND_HZ)
     finished: dict[int, float] = {}
 
     def dead(key):

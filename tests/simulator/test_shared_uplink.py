@@ -51,10 +51,10 @@ def reference_finish_times(band_hz: float, plan: list[tuple]) -> dict[int, float
     return finished
 
 
-def uplink_finish_times(band_hz: float, plan: list[tuple], num_keys: int) -> dict[int, float]:
+def uplink_finish_times(band_hz: float, plan: list[tuple]) -> dict[int, float]:
     """The same plan on :class:`SharedUplink` in SimPy."""
     env = simpy.Environment()
-    band = SharedUplink(env, band_hz, num_keys)
+    band = SharedUplink(env, band_hz)
     finished: dict[int, float] = {}
 
     def transfer(i, start_s, key, bits, gamma_hz, cancel_s):
@@ -92,9 +92,9 @@ def plans(draw, max_transfers=25):
     return plan
 
 
-def assert_same_finishes(plan, num_keys=8):
+def assert_same_finishes(plan):
     expected = reference_finish_times(BAND_HZ, plan)
-    got = uplink_finish_times(BAND_HZ, plan, num_keys)
+    got = uplink_finish_times(BAND_HZ, plan)
     assert set(got) == set(expected)
     for i, t_s in expected.items():
         assert got[i] == pytest.approx(t_s, rel=1e-9, abs=1e-12)
@@ -112,7 +112,7 @@ def test_rebuilt_heap_keys_give_the_same_schedule(plan):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(shared_uplink, "_RESCALE_BELOW", 2.0)
         assert_same_finishes(plan)
-        assert_same_finishes(CROWDED, num_keys=151)
+        assert_same_finishes(CROWDED)
 
 
 # 150 transfers in flight at once beside a long one, then 150 more.
@@ -128,4 +128,4 @@ def test_a_journal_that_grows_and_drops_folded_periods_keeps_the_schedule():
     """In ``CROWDED`` the journal of periods (256 entries at first) grows to 512 while
     unfolded periods fill it, then drops the 461 that every transfer has folded (counted when
     this test was written)."""
-    assert_same_finishes(CROWDED, num_keys=151)
+    assert_same_finishes(CROWDED)
