@@ -58,18 +58,6 @@ class RerateAll:
     def active(self) -> int:
         return self._count
 
-    def send(self, key: int, bits: float, gamma_hz: float):
-        """Process step: transfer ``bits`` for ``key`` (a device id); returns when delivered.
-        An interrupt while waiting cancels the transfer (its share goes to the others)."""
-        if bits <= 0:
-            return
-        done = self.start(key, bits, gamma_hz)
-        try:
-            yield done
-        except simpy.Interrupt:
-            self.cancel(key)
-            raise
-
     def start(self, key: int, bits: float, gamma_hz: float) -> simpy.Event:
         """Start transferring ``bits`` (> 0) for ``key``; the event succeeds when they are
         delivered. :meth:`cancel` stops it."""
