@@ -315,9 +315,7 @@ class MinMaxLatencyProblem:
             if self.wideband:
                 rate_constraints = self._wideband_constraints(cp, x, z)
             else:
-                scaled = cp.multiply(self.inv_scale, x)
-                rate = -cp.rel_entr(scaled, scaled + self.snr_scaled) / np.log(2.0)  # r/(a s)
-                rate_constraints = [cp.multiply(self.rate_unit, z) <= rate]
+                rate_constraints = [self._cone_rate_constraint(cp, x, z)]
         else:  # a linear rate se_k b_k is x_k times its value at one unit
             rate_constraints = [z <= x]
         constraints = [
@@ -331,6 +329,17 @@ class MinMaxLatencyProblem:
         self.problem = cp.Problem(cp.Minimize(self.latency), constraints)
         assert self.problem.is_dcp() and self.problem.is_dpp()
 
+    def _cone_rate_constraint(self, cp, x, z, devices=None):
+        """``rate_unit z_k <= r_k(a_k x_k) / (a_k s_k)`` in the exponential cone, for every
+        device or those indexed by ``devices``."""
+        inv_scale, snr_scaled, rate_unit = self.inv_scale, self.snr_scaled, self.rate_unit
+        if devices is not None:
+            inv_scale, snr_scaled = inv_scale[devices], snr_scaled[devices]
+            rate_unit, x, z = rate_unit[devices], x[devices], z[devices]
+        scaled = cp.multiply(inv_scale, x)
+        rate = -cp.rel_entr(scaled, scaled + snr_scaled) / np.log(2.0)  # r_k / (a_k s_k)
+        return cp.multiply(rate_unit, z) <= rate
+
     def _wideband_constraints(self, cp, x, z):
         """Rate constraints with the devices in ``wideband`` in the Pade form (class
         docstring) and the rest in the exponential cone; returns the constraint list."""
@@ -342,9 +351,7 @@ class MinMaxLatencyProblem:
         pade = 1 - cp.inv_pos(1 + cp.multiply(self.pade_two_over_snr, x[wide]))
         constraints = [cp.multiply(self.pade_rate_unit, z[wide]) <= pade]
         if cone.size:
-            scaled = cp.multiply(self.inv_scale[cone], x[cone])
-            rate = -cp.rel_entr(scaled, scaled + self.snr_scaled[cone]) / np.log(2.0)
-            constraints.append(cp.multiply(self.rate_unit[cone], z[cone]) <= rate)
+            constraints.append(self._cone_rate_constraint(cp, x, z, cone))
         return constraints
 
     def solve(

@@ -116,7 +116,7 @@ class SharedUplink:
         if transfer is None:
             return
         self._done.pop(key, None)
-        if transfer.entry < 0:  # no channel: it never took a share
+        if not transfer.gamma_hz > 0:  # no channel: it never took a share
             return
         self._advance()
         self._shrink_to(self._sharing - 1)
@@ -125,7 +125,8 @@ class SharedUplink:
     # -- the schedule ------------------------------------------------------------------------
 
     def _rate_bps(self, gamma_hz: float) -> float:
-        """Rate of a transfer with channel ``gamma_hz`` at the current sharing count."""
+        """Rate of a transfer with channel ``gamma_hz`` at the current sharing count (the
+        one-float form of ``channels.link.shannon_rate_bps``: math, not numpy, on this path)."""
         share = self.band_hz / self._sharing
         return share * math.log2(1.0 + gamma_hz / share)
 
@@ -145,7 +146,7 @@ class SharedUplink:
         """Drop the entries every transfer has folded; double the journal if that frees less
         than half of it, or if it is shorter than the transfers in flight (whose scan here is
         then paid for by the half it has free: amortised O(1) per entry)."""
-        needed = min((t.folded_to for t in self._transfers.values() if t.entry >= 0),
+        needed = min((t.folded_to for t in self._transfers.values() if t.gamma_hz > 0),
                      default=self._base + self._length)  # fmt: skip
         drop = needed - self._base
         keep = self._length - drop
